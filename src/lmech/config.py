@@ -1,0 +1,112 @@
+"""Frozen, keyword-only configuration dataclasses: validation helpers and ``--set key=value``.
+
+Every config in lmech is a ``@dataclass(frozen=True, kw_only=True)`` that validates itself in
+``__post_init__`` with the helpers below, so a bad value is caught in one place whether it comes from
+Python, the CLI or a sweep file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import ConfigError, UnknownNameError
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def positive(name: str, value: float) -> None:
+    require(value > 0, f"{name} must be > 0, got {value!r}")
+
+
+def non_negative(name: str, value: float) -> None:
+    require(value >= 0, f"{name} must be >= 0, got {value!r}")
+
+
+def one_of(name: str, value: Any, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    require(value in choices, f"{name} must be one of {choices}, got {value!r}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as a JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def closest(name: str, choices: Iterable[str]) -> str:
+    """A ", or did you mean ...?" hint, empty when nothing is close."""
+    near = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+
+
+def _parse(text: str, kind: Any, key: str) -> Any:
+    """Parse one ``--set`` value to the annotated type ``kind``."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse(text, inner[0], key)
+    if origin is tuple:
+        item = args[0]
+        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
+        return tuple(_parse(p.strip(), item, key) for p in parts)
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key} expects true or false, got {text!r}")
+    if kind in (int, float):
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{key} expects a number ({kind.__name__}), got {text!r}") from None
+        if kind is int:
+            if not value.is_integer():
+                raise ConfigError(f"{key} expects a whole number, got {text!r}")
+            return int(value)
+        return value
+    if kind is str:
+        return text
+    raise ConfigError(f"{key} has type {kind} that cannot be set from the command line")
+
+
+def apply_overrides(config: Any, overrides: Mapping[str, str] | Iterable[str]) -> Any:
+    """A copy of ``config`` with fields replaced from ``key=value`` strings (or a mapping).
+
+    Values are parsed to each field's annotated type (``int``, ``float``, ``bool``, ``str``,
+    ``tuple[T, ...]`` written ``a,b,c``, and ``T | None``), then the dataclass re-validates.
+
+    Raises:
+        UnknownNameError: a key that is not a field (the message lists the valid keys).
+        ConfigError: a value of the wrong type or out of range, or an item without ``=``.
+    """
+    if not isinstance(overrides, Mapping):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            key, value = item.split("=", 1)
+            pairs[key.strip()] = value.strip()
+        overrides = pairs
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    for key, text in overrides.items():
+        if key not in names:
+            raise UnknownNameError(
+                f"unknown config key {key!r}{closest(key, names)}; valid keys: {', '.join(names)}"
+            )
+        changes[key] = _parse(str(text), hints[key], key)
+    return dataclasses.replace(config, **changes)

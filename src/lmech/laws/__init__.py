@@ -1,0 +1,13 @@
+"""The catalog of laws. Importing this package registers every law."""
+
+from . import edge_of_stability as _edge_of_stability  # noqa: F401 - registers the law
+from .base import PILLARS as PILLARS
+from .base import Check as Check
+from .base import Law as Law
+from .base import LawResult as LawResult
+from .base import Reference as Reference
+from .registry import get_law as get_law
+from .registry import list_laws as list_laws
+from .registry import register as register
+
+__all__ = ["PILLARS", "Check", "Law", "LawResult", "Reference", "get_law", "list_laws", "register"]

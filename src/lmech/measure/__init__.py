@@ -1,0 +1,17 @@
+"""Observables: numbers measured from a model, a loss and data at one moment."""
+
+from .hessian import HessianOperator as HessianOperator
+from .hessian import check_eval_mode as check_eval_mode
+from .hessian import hvp as hvp
+from .lanczos import EigenResult as EigenResult
+from .lanczos import lanczos as lanczos
+from .lanczos import power_iteration as power_iteration
+from .sharpness import hessian_eigenpairs as hessian_eigenpairs
+from .sharpness import hessian_eigenvalues as hessian_eigenvalues
+from .sharpness import sharpness as sharpness
+from .trace import hessian_trace as hessian_trace
+
+__all__ = [
+    "EigenResult", "HessianOperator", "check_eval_mode", "hessian_eigenpairs", "hessian_eigenvalues",
+    "hessian_trace", "hvp", "lanczos", "power_iteration", "sharpness",
+]

@@ -1,0 +1,5 @@
+"""Models."""
+
+from .mlp import mlp as mlp
+
+__all__ = ["mlp"]

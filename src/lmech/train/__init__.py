@@ -1,0 +1,16 @@
+"""Training: the loop, its monitors, gradient flow and long-form records."""
+
+from .flow import gradient_flow as gradient_flow
+from .loop import OPTIMIZERS as OPTIMIZERS
+from .loop import Monitor as Monitor
+from .loop import TrainConfig as TrainConfig
+from .loop import make_optimizer as make_optimizer
+from .loop import train as train
+from .monitors import LossMonitor as LossMonitor
+from .monitors import SharpnessMonitor as SharpnessMonitor
+from .records import Records as Records
+
+__all__ = [
+    "OPTIMIZERS", "LossMonitor", "Monitor", "Records", "SharpnessMonitor", "TrainConfig",
+    "gradient_flow", "make_optimizer", "train",
+]
