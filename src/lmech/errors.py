@@ -29,3 +29,7 @@ class TrainModeError(LmechError, RuntimeError):
 
 class StoreError(LmechError, OSError):
     """A run folder cannot be written or read."""
+
+
+class LmechWarning(UserWarning):
+    """A result is less accurate than asked for (float32 limits, an iteration budget ran out)."""

@@ -44,19 +44,19 @@ class Check:
     def within(cls, name: str, measured: float, predicted: float, rel_tol: float) -> Check:
         """Passes when ``|measured − predicted| ≤ rel_tol·|predicted|``."""
         ok = math.isfinite(measured) and abs(measured - predicted) <= rel_tol * abs(predicted)
-        return cls(name, float(measured), float(predicted), rel_tol, bool(ok), f"|measured/predicted - 1| <= {rel_tol:g}")
+        return cls(name, float(measured), float(predicted), rel_tol, bool(ok), f"within ±{rel_tol:.0%} of predicted")
 
     @classmethod
     def at_least(cls, name: str, measured: float, bound: float) -> Check:
         """Passes when ``measured ≥ bound`` (``predicted`` holds the bound)."""
         ok = math.isfinite(measured) and measured >= bound
-        return cls(name, float(measured), float(bound), 0.0, bool(ok), "measured >= predicted")
+        return cls(name, float(measured), float(bound), 0.0, bool(ok), "measured ≥ bound")
 
     @classmethod
     def at_most(cls, name: str, measured: float, bound: float) -> Check:
         """Passes when ``measured ≤ bound`` (``predicted`` holds the bound)."""
         ok = math.isfinite(measured) and measured <= bound
-        return cls(name, float(measured), float(bound), 0.0, bool(ok), "measured <= predicted")
+        return cls(name, float(measured), float(bound), 0.0, bool(ok), "measured ≤ bound")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

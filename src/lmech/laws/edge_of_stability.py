@@ -143,8 +143,8 @@ class EdgeOfStability(Law):
         after = sharp[hit + 1:] if hit is not None else np.zeros(0)
         median = float(np.median(after)) if len(after) >= MIN_POINTS_AFTER else float("nan")
         return [
-            Check.at_least(f"progressive sharpening: λ_max at 2/η over λ_max(0) (η={lr:g})", at_cross, SHARPENING_RATIO),
-            Check.within(f"edge of stability: median λ_max after reaching 2/η (η={lr:g})", median, edge, EDGE_REL_TOL),
+            Check.at_least(f"η={lr:g} sharpening: λ_max at 2/η ÷ λ_max(0)", at_cross, SHARPENING_RATIO),
+            Check.within(f"η={lr:g} edge: median λ_max after 2/η", median, edge, EDGE_REL_TOL),
         ]
 
     @staticmethod
@@ -153,22 +153,21 @@ class EdgeOfStability(Law):
         last_half = loss[len(loss) // 2:]
         rises = int(np.sum(np.diff(loss) > 0))
         return [
-            Check.at_most(f"loss falls: max loss over last half / initial loss (η={lr:g})",
+            Check.at_most(f"η={lr:g} loss falls: max last-half loss ÷ L(0)",
                           float(last_half.max() / loss[0]), LOSS_FALL_RATIO),
-            Check.at_least(f"loss non-monotone: steps on which the loss rose (η={lr:g})", rises, 1),
+            Check.at_least(f"η={lr:g} loss non-monotone: steps it rose", rises, 1),
         ]
 
     def _flow_checks(self, config, data, records, crossings, progress):
         """(d): GD's loss against gradient flow's, in time t = η·step, up to the first crossing."""
         reached = {lr: s for lr, s in crossings.items() if s}
         if not reached:
-            return [Check.at_most("GD tracks gradient flow before 2/η (no η reached 2/η)", float("nan"), FLOW_REL_TOL)], []
+            return [Check.at_most("tracks flow: no η reached 2/η", float("nan"), FLOW_REL_TOL)], []
         grid = {lr: np.arange(0, s + 1, config.sharpness_every) for lr, s in reached.items()}
         times = np.unique(np.concatenate([lr * g for lr, g in grid.items()]))
-        progress.task(f"{self.name}: gradient flow to t={times[-1]:.1f}", 1)
+        progress.task(f"{self.name}: gradient flow to t={times[-1]:.1f} (%)", 100)
         flow = gradient_flow(self._model(config), half_mse, data, times, rtol=config.flow_rtol, atol=1e-6,
-                             dtype=torch.float32)
-        progress.advance()
+                             dtype=torch.float32, progress=progress)
         checks, curves = [], []
         for lr, g in grid.items():
             steps, loss = records.series("loss", lr=lr)
@@ -176,6 +175,6 @@ class EdgeOfStability(Law):
             gf = flow[np.searchsorted(times, lr * g)]
             deviation = float(np.max(np.abs(gd - gf) / gf))
             checks.append(Check.at_most(
-                f"GD tracks gradient flow until 2/η: max |L_GD − L_GF| / L_GF (η={lr:g})", deviation, FLOW_REL_TOL))
+                f"η={lr:g} tracks flow: max |L_GD − L_GF| ÷ L_GF", deviation, FLOW_REL_TOL))
             curves += [{"curve": "gradient flow loss", "x": float(k), "y": float(v), "lr": lr} for k, v in zip(g, gf)]
         return checks, curves

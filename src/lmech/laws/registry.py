@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import PILLARS, Law
 from ..config import closest
 from ..errors import ConfigError, UnknownNameError
+from .base import PILLARS, Law
 
 _LAWS: dict[str, type[Law]] = {}
 

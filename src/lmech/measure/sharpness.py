@@ -8,14 +8,17 @@ the Edge of Stability*, arXiv:2103.00065, §2).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, LmechWarning
 from .hessian import Data, HessianOperator, LossFn
 from .lanczos import EigenResult, lanczos, power_iteration
 
 METHODS = ("lanczos", "power")
+FLOAT32_TOL = 1e-5  # below this, float32 rounding in the products dominates the residual
 
 
 def hessian_eigenpairs(
@@ -38,12 +41,26 @@ def hessian_eigenpairs(
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     op = HessianOperator(model, loss_fn, data, allow_train_mode=allow_train_mode)
+    if op.dtype in (torch.float32, torch.float16, torch.bfloat16) and tol < FLOAT32_TOL:
+        warnings.warn(
+            f"tol={tol:g} is below what {op.dtype} products can resolve (about {FLOAT32_TOL:g}); "
+            "the solver may spend all of num_matvecs; use model.double() or a larger tol",
+            LmechWarning, stacklevel=2,
+        )
     kwargs = dict(num_matvecs=num_matvecs, tol=tol, seed=seed, dtype=op.dtype, device=op.device,
                   return_eigenvectors=True)
     with torch.no_grad():
         if method == "lanczos":
-            return lanczos(op.matvec, op.num_params, k, v0=v0, **kwargs)
-        return power_iteration(op.matvec, op.num_params, k, **kwargs)
+            result = lanczos(op.matvec, op.num_params, k, v0=v0, **kwargs)
+        else:
+            result = power_iteration(op.matvec, op.num_params, k, **kwargs)
+    if not result.converged:
+        warnings.warn(
+            f"{method} did not reach tol={tol:g} within num_matvecs={num_matvecs}; "
+            "the eigenvalues may be inaccurate; raise num_matvecs or tol",
+            LmechWarning, stacklevel=2,
+        )
+    return result
 
 
 def hessian_eigenvalues(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..config import require
 from ..measure.hessian import HessianOperator, LossFn
+from ..progress import NO_PROGRESS, Progress
 
 
 def gradient_flow(
@@ -29,6 +30,7 @@ def gradient_flow(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     dtype: torch.dtype = torch.float64,
+    progress: Progress = NO_PROGRESS,
 ) -> np.ndarray:
     """The training loss along gradient flow from the model's current parameters.
 
@@ -40,6 +42,7 @@ def gradient_flow(
         rtol, atol: the integrator's tolerances on the parameters.
         dtype: the precision of the gradients (float32 halves the cost on CPU; the integrator's
             state is float64 either way).
+        progress: advanced in percent of the time span as the integrator moves.
 
     Returns:
         Array of shape ``(len(times),)``: ``L(θ(t))``.
@@ -60,12 +63,19 @@ def gradient_flow(
         for name, value in op.unflatten(flat).items():
             op.params[name].data.copy_(value)
 
-    def velocity(_t: float, theta: np.ndarray) -> np.ndarray:
+    done = [0]
+
+    def velocity(now: float, theta: np.ndarray) -> np.ndarray:
+        percent = int(100 * now / t[-1]) if t[-1] > 0 else 100
+        if percent > done[0]:
+            progress.advance(percent - done[0])
+            done[0] = percent
         set_params(theta)
         return -op.gradient().double().numpy()
 
     theta0 = op.flatten(op.params).detach().double().numpy().copy()
     solution = solve_ivp(velocity, (0.0, float(t[-1])), theta0, method="RK45", t_eval=t, rtol=rtol, atol=atol)
+    progress.advance(100 - done[0])
     if not solution.success:
         raise RuntimeError(f"gradient flow integration failed: {solution.message}")
     losses = np.empty(len(t))

@@ -1,0 +1,31 @@
+"""The public API: every name a package exports exists, and the layering holds."""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGES = ["lmech.measure", "lmech.theory", "lmech.train", "lmech.data", "lmech.models", "lmech.laws", "lmech.lab"]
+SRC = Path(__file__).resolve().parents[1] / "src" / "lmech"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_every_exported_name_exists(name):
+    module = importlib.import_module(name)
+    assert module.__all__, f"{name} exports nothing"
+    for attr in module.__all__:
+        assert hasattr(module, attr), f"{name}.__all__ names {attr!r}, which does not exist"
+
+
+@pytest.mark.parametrize("layer", ["theory", "measure"])
+def test_lower_layers_never_import_upper_ones(layer):
+    forbidden = ("laws", "lab", "cli")
+    for path in (SRC / layer).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = ("." * node.level) + (node.module or "")
+                parts = module.lstrip(".").split(".")
+                assert not (node.level >= 2 and parts[0] in forbidden), f"{path.name} imports {module}"
+                assert not (module.startswith("lmech.") and parts[1] in forbidden), f"{path.name} imports {module}"
