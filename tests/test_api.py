@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = ["lmech.measure", "lmech.theory", "lmech.train", "lmech.data", "lmech.models", "lmech.laws", "lmech.lab"]
+PACKAGES = ["lmech", "lmech.measure", "lmech.theory", "lmech.train", "lmech.data", "lmech.models", "lmech.laws", "lmech.lab"]
 SRC = Path(__file__).resolve().parents[1] / "src" / "lmech"
 
 

@@ -103,16 +103,26 @@ def lanczos(
             w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(w.norm())
         theta, s = eigh_tridiagonal(np.array(alphas), np.array(betas)) if j else (np.array(alphas), np.ones((1, 1)))
+        breakdown = beta <= 1e-12 * max(abs(theta).max(), 1.0)  # span(basis) is invariant under H
         if j + 1 >= k:
             top = slice(len(theta) - k, len(theta))
             residuals = np.abs(beta * s[-1, top])
             scale = np.maximum(np.abs(theta[top]), np.finfo(np.float64).tiny)
-            if np.all(residuals <= tol * scale) or beta <= 1e-12 * max(abs(theta).max(), 1.0):
+            if np.all(residuals <= tol * scale) or breakdown:
                 converged = True
                 break
         if j + 1 < m_max:
+            if breakdown:
+                # Invariant subspace before k Ritz pairs exist (e.g. v0 an exact eigenvector): go on
+                # from a fresh direction orthogonal to the basis; T decouples, so its β is 0.
+                w = _start_vector(dim, dtype, device, seed + j + 1)
+                for _ in range(2):
+                    w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
+                beta, w = 0.0, w / w.norm()
+            else:
+                w = w / beta
             betas.append(beta)
-            basis[j + 1] = w / beta
+            basis[j + 1] = w
     assert theta is not None and s is not None
     m = len(alphas)
     order = np.argsort(theta)[::-1][:k]
