@@ -22,6 +22,10 @@ from lmech.models import mlp
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
+# The test models are tiny: one thread is faster than two, and two threads per process thrash when
+# several jobs share the machine's cores (measured: 20× slower), which CI must not depend on.
+torch.set_num_threads(1)
+
 
 def mean_mse(outputs: Tensor, targets: Tensor) -> Tensor:
     """Mean over examples (and outputs) of the squared error; a mean, as lmech's losses must be."""

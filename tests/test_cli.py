@@ -26,7 +26,7 @@ def test_list_shows_laws_by_pillar():
         (["run", "edge-of-stabilty"], "did you mean 'edge-of-stability'"),
         (["run", "edge-of-stability", "--set", "lrz=0.1"], "valid keys: n_train"),
         (["run", "edge-of-stability", "--set", "width=0"], "width must be >= 1, got 0"),
-        (["run", "edge-of-stability", "--set", "lrs=0.1,-0.2"], "lr must be > 0, got -0.2"),
+        (["run", "edge-of-stability", "--set", "lrs=0.1,-0.2"], "lr must be finite and > 0, got -0.2"),
         (["run", "edge-of-stability", "--set", "steps=many"], "steps expects a number"),
         (["run", "edge-of-stability", "--quick", "--full"], "not both"),
         (["check", "--pillar", "vibes"], "no pillar named"),
@@ -67,3 +67,20 @@ def test_a_failing_law_exits_1(tmp_path):
     result = invoke("run", "edge-of-stability", "--set", "n_train=100", "--set", "steps=150", "--set", "lrs=0.05",
                     "--out", str(tmp_path))
     assert result.exit_code == 1 and "verdict: FAIL" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["run", "edge-of-stability", "--seed", "-5"], "seed must be a whole number"),
+     (["run", "edge-of-stability", "--threads", "-1"], "--threads must be >= 0"),
+     (["query", "  ", "--runs", "."], "the SQL is empty")],
+    ids=["negative-seed", "negative-threads", "empty-sql"],
+)
+def test_more_bad_input(args, message):
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in " ".join(result.output.split())
+
+
+def test_check_on_an_empty_pillar_says_so(tmp_path):
+    result = invoke("check", "--pillar", "hyperparameters", "--out", str(tmp_path))
+    assert result.exit_code == 0 and "no laws in pillar" in result.output

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -64,8 +65,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except LmechError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: runs not yet finished were not written", soft_wrap=True)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -93,6 +97,17 @@ def _checks_table(result: LawResult, title: str) -> Table:
         verdict = "[green]pass[/]" if c.passed else "[bold red]FAIL[/]"
         table.add_row(c.name, f"{c.measured:.4g}", f"{c.predicted:.4g}", c.rule, verdict)
     return table
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0 = PyTorch's default), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+
+
+THREADS_HELP = ("CPU threads for PyTorch (0 = PyTorch's default). The laws' small models run fastest on 1, "
+                "and several threads per process thrash when jobs share cores")
 
 
 def _run_one(law: Law, config: Any, preset: str | None, root: Path) -> tuple[LawResult, Path, float]:
@@ -124,8 +139,10 @@ def run(
     sets: list[str] = typer.Option([], "--set", help="override a config field: --set key=value (repeatable)"),
     seed: Optional[int] = typer.Option(None, help="the seed (same as --set seed=N)"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="runs folder"),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Run one law: train, measure, compare with theory, write a run folder with a report."""
+    _set_threads(threads)
     law = get_law(law_name)
     preset = _preset(quick, full)
     config = _resolve(law, preset, sets, seed)
@@ -146,10 +163,15 @@ def check(
     full: bool = typer.Option(False, "--full", help="the full preset of every law"),
     pillar: Optional[str] = typer.Option(None, help=f"only this pillar: {', '.join(PILLARS)}"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="runs folder"),
+    threads: int = typer.Option(1, help=THREADS_HELP),
 ) -> None:
     """Run every law and print a pass/fail table; exit 1 if any check fails."""
+    _set_threads(threads)
     preset = _preset(quick, full)
     laws = list_laws(pillar)
+    if not laws:
+        out.print(f"no laws in pillar {pillar!r} yet; `lmech list` shows what there is")
+        return
     ensure_writable(out_dir)
     table = Table(title=f"lmech check ({preset or 'standard'})", title_justify="left")
     for col in ("law", "pillar", "checks passed", "verdict", "seconds", "report"):
@@ -182,7 +204,7 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. runs/edg
 def query(
     sql: str = typer.Argument(..., help="SQL over the views metrics, checks, runs"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="runs folder"),
-    limit: int = typer.Option(50, help="print at most this many rows"),
+    limit: int = typer.Option(50, min=1, help="print at most this many rows"),
 ) -> None:
     """Run SQL with DuckDB over every stored run (views: metrics, checks, runs)."""
     columns, rows = run_query(sql, runs)

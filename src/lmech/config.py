@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,14 @@ def require(condition: bool, message: str) -> None:
 
 def positive(name: str, value: float) -> None:
     require(value > 0, f"{name} must be > 0, got {value!r}")
+
+
+def valid_seed(seed: int) -> None:
+    require(0 <= seed < 2**32, f"seed must be a whole number in [0, 2**32), got {seed!r}")
+
+
+def finite_positive(name: str, value: float) -> None:
+    require(math.isfinite(value) and value > 0, f"{name} must be finite and > 0, got {value!r}")
 
 
 def non_negative(name: str, value: float) -> None:

@@ -27,6 +27,10 @@ class TrainModeError(LmechError, RuntimeError):
     """A curvature observable was asked for while dropout or BatchNorm is in training mode."""
 
 
+class NonFiniteError(LmechError, FloatingPointError):
+    """A loss, gradient or Hessian-vector product came out NaN or infinite (e.g. training diverged)."""
+
+
 class StoreError(LmechError, OSError):
     """A run folder cannot be written or read."""
 

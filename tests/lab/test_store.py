@@ -105,3 +105,18 @@ def test_checks_json_is_plain_data(tmp_path, law):
     checks = json.loads((run_dir / "checks.json").read_text())
     assert [c["name"] for c in checks] == ["edge", "count"]
     assert checks[0]["passed"] is True and checks[0]["tolerance"] == 0.1
+
+
+def test_empty_sql_and_damaged_runs_get_clear_errors(tmp_path, law):
+    save_run(tmp_path, law, law.config("quick"), fake_result())
+    with pytest.raises(ConfigError, match="the SQL is empty"):
+        query(" ; ", tmp_path)
+    damaged = tmp_path / "edge-of-stability" / "broken"
+    damaged.mkdir()
+    (damaged / "config.json").write_text("{}")
+    (damaged / "checks.json").write_text("[]")
+    (damaged / "metrics.parquet").write_bytes(b"PAR1")
+    with pytest.raises(StoreError, match="move the damaged run folder away"):
+        query("SELECT count(*) FROM metrics", tmp_path)
+    with pytest.raises(StoreError, match="damaged config.json"):
+        load_run(damaged)

@@ -47,10 +47,29 @@ def test_presets_exist_and_validate(law):
     assert law.config("quick").steps < law.config("full").steps
     with pytest.raises(ConfigError, match="preset must be one of"):
         law.config("huge")
-    with pytest.raises(ConfigError, match="lr must be > 0"):
+    with pytest.raises(ConfigError, match="lr must be finite and > 0, got -1.0"):
         law.config(lrs=(0.1, -1.0))
 
 
 def test_first_crossing():
     assert first_crossing(np.arange(4), np.array([1.0, 2.0, 3.0, 2.0]), 2.5) == 2
     assert first_crossing(np.arange(2), np.array([1.0, 2.0]), 5.0) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(dict(lrs=(0.2, 0.2)), "lrs must be distinct"), (dict(lrs=(float("inf"),)), "finite and > 0"),
+     (dict(seed=-5), r"seed must be a whole number in \[0, 2\*\*32\)")],
+    ids=["duplicate-lrs", "infinite-lr", "negative-seed"],
+)
+def test_bad_configs_are_refused(law, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        law.config(**overrides)
+
+
+def test_a_diverging_lr_fails_its_check_and_spares_the_others(law):
+    result = law.run(law.config(n_train=100, steps=60, lrs=(0.3, 50.0), sharpness_every=1))
+    diverged = [c for c in result.checks if "diverging" in c.name]
+    assert len(diverged) == 1 and "η=50" in diverged[0].name and not diverged[0].passed
+    assert all("η=50" not in c.name for c in result.checks if c is not diverged[0])
+    assert not result.passed

@@ -228,3 +228,25 @@ def test_groupnorm_in_train_mode_is_allowed():
     assert model.training
     hv = hvp(model, torch.nn.functional.mse_loss, (x, y), torch.ones(sum(p.numel() for p in model.parameters()), dtype=torch.float64))
     assert torch.isfinite(hv).all()
+
+
+def test_per_example_loss_gets_a_clear_error():
+    model = torch.nn.Linear(3, 1).double()
+    x, y = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+
+    def per_example(out, target):
+        return ((out - target) ** 2).squeeze(1)
+
+    with pytest.raises(ConfigError, match=r"scalar tensor, got \(5,\); use reduction='mean'"):
+        sharpness(model, per_example, (x, y))
+
+
+def test_non_finite_parameters_get_a_clear_error():
+    from lmech.errors import NonFiniteError
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    x, y = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+    with pytest.raises(NonFiniteError, match="not finite"):
+        sharpness(model, torch.nn.functional.mse_loss, (x, y))

@@ -88,3 +88,31 @@ def test_records_to_arrow_has_long_form_columns():
     table = records.to_arrow(run_id="r")
     assert table.column_names == ["run_id", "step", "observable", "value", "lr", "width"]
     assert table.column("width").to_pylist() == [None, 3]
+
+
+def test_monitors_never_see_diverged_parameters(problem):
+    seen = []
+
+    def monitor(model, step):
+        finite = all(torch.isfinite(p).all() for p in model.parameters())
+        seen.append(finite)
+        return {"finite": float(finite)}
+
+    model = mlp(5, [16], 2, seed=3)
+    records = train(model, mse, problem, TrainConfig(lr=1e3, steps=200, monitor_every=1), [monitor])
+    assert seen and all(seen)
+    assert records.series("diverged")[1].tolist() == [1.0]
+
+
+def test_a_monitor_that_overflows_marks_divergence(problem):
+    from lmech.errors import NonFiniteError
+
+    def monitor(model, step):
+        if step == 4:
+            raise NonFiniteError("overflow")
+        return {"ok": 1.0}
+
+    records = train(mlp(5, [16], 2, seed=3), mse, problem, TrainConfig(lr=0.01, steps=10, monitor_every=2), [monitor])
+    steps, _ = records.series("diverged")
+    assert steps.tolist() == [4]
+    assert records.series("ok")[0].tolist() == [0, 2]

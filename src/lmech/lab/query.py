@@ -10,6 +10,7 @@ Three views are defined over a runs folder:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -32,13 +33,22 @@ def connect(root: Path | str = "runs") -> duckdb.DuckDBPyConnection:
         return "[" + ", ".join("'" + str(r / name).replace("'", "''") + "'" for r in runs) + "]"
 
     con = duckdb.connect()
+    try:
+        _create_views(con, files)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read the runs under {str(root)!r}: {exc}; move the damaged run folder away") from None
+    return con
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, files: Callable[[str], str]) -> None:
     con.execute(f"CREATE VIEW metrics AS SELECT * FROM read_parquet({files('metrics.parquet')}, union_by_name=true)")
     con.execute(f"CREATE VIEW checks AS SELECT * FROM read_json_auto({files('checks.json')}, union_by_name=true)")
     con.execute(
         "CREATE VIEW runs AS SELECT run_id, law, preset, seed, created, passed "
         f"FROM read_json_auto({files('config.json')}, union_by_name=true)"
     )
-    return con
+    for view in ("metrics", "checks", "runs"):  # views are lazy: read each once so damage shows here
+        con.execute(f"SELECT count(*) FROM {view}").fetchall()
 
 
 def finished_runs(root: Path | str) -> list[Path]:
@@ -57,6 +67,8 @@ def query(sql: str, root: Path | str = "runs") -> tuple[list[str], list[tuple]]:
         StoreError: no runs under ``root``.
         ConfigError: the SQL failed (the message is DuckDB's, with the views to use).
     """
+    if not sql.strip(" \t\n;"):
+        raise ConfigError("the SQL is empty; e.g. lmech query \"SELECT * FROM checks\"")
     con = connect(root)
     try:
         rel = con.execute(sql)

@@ -45,6 +45,7 @@ def write_report(run_dir: Path | str) -> Path:
         f'{base64.b64encode(p.read_bytes()).decode()}"></figure>'
         for p in sorted(run_dir.glob("*.png"))
     )
+    summary = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in meta.get("summary", {}).items())
     refs = "".join(f"<li>{html.escape(r)}</li>" for r in meta.get("references", []))
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>{html.escape(meta['law'])} · {html.escape(meta['run_id'])}</title><style>{_STYLE}</style></head><body>
@@ -56,6 +57,7 @@ preset {html.escape(str(meta.get('preset')))} · seed {html.escape(str(meta.get(
 ({n_pass} of {len(checks)} checks pass)</p>
 {figures}
 <h2>Checks</h2><table><tr><th>check</th><th>measured</th><th>predicted / bound</th><th>rule</th><th>result</th></tr>{rows}</table>
+<h2>Summary</h2><table>{summary}</table>
 <h2>Configuration</h2><pre>{html.escape(json.dumps(meta['config'], indent=2))}</pre>
 <h2>Versions</h2><pre>{html.escape(json.dumps(meta.get('versions', {}), indent=2))}</pre>
 <h2>References</h2><ul>{refs}</ul>

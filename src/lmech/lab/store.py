@@ -123,6 +123,13 @@ def load_run(run_dir: Path | str) -> dict[str, Any]:
             f"{str(run_dir)!r} is not a finished run folder (no config.json/checks.json); "
             "pass a folder such as runs/edge-of-stability/<run-id>"
         )
-    meta = json.loads((run_dir / "config.json").read_text())
-    meta["checks"] = json.loads((run_dir / "checks.json").read_text())
+    try:
+        meta = json.loads((run_dir / "config.json").read_text())
+        meta["checks"] = json.loads((run_dir / "checks.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the run folder {str(run_dir)!r}: {exc}") from None
+    missing = [k for k in ("run_id", "law", "config", "created") if not isinstance(meta, dict) or k not in meta]
+    if missing or not isinstance(meta["checks"], list):
+        raise StoreError(f"{str(run_dir)!r} has a damaged config.json or checks.json (missing {missing or ['checks']}); "
+                         "re-run the law")
     return meta

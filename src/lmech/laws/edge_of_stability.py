@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ..config import one_of, positive, require
+from ..config import finite_positive, one_of, positive, require, valid_seed
 from ..data.digits import load_digits
 from ..models.mlp import ACTIVATIONS, mlp
 from ..progress import NO_PROGRESS, Progress
@@ -69,12 +69,14 @@ class EdgeOfStabilityConfig:
         one_of("activation", self.activation, sorted(ACTIVATIONS))
         require(len(self.lrs) >= 1, "lrs must name at least one learning rate, e.g. lrs=0.15,0.2,0.3")
         for lr in self.lrs:
-            positive("lr", lr)
+            finite_positive("lr", lr)
+        require(len(set(self.lrs)) == len(self.lrs), f"lrs must be distinct, got {self.lrs}")
         require(self.steps >= 2, f"steps must be >= 2, got {self.steps}")
         require(self.sharpness_every >= 1, f"sharpness_every must be >= 1, got {self.sharpness_every}")
         require(self.num_matvecs >= 2, f"num_matvecs must be >= 2, got {self.num_matvecs}")
         positive("tol", self.tol)
         positive("flow_rtol", self.flow_rtol)
+        valid_seed(self.seed)
 
 
 def first_crossing(steps: np.ndarray, sharpness: np.ndarray, threshold: float) -> int | None:
@@ -106,7 +108,7 @@ class EdgeOfStability(Law):
         train_split, _ = load_digits(config.n_train, 0, seed=config.seed)
         data = (train_split.inputs, train_split.onehot)
         records = Records()
-        progress.task(f"{self.name}: GD at {len(config.lrs)} learning rates", len(config.lrs) * config.steps)
+        progress.task(f"{self.name}: GD at η = {', '.join(f'{lr:g}' for lr in config.lrs)}", len(config.lrs) * config.steps)
         for lr in config.lrs:
             model = self._model(config)
             monitor = SharpnessMonitor(half_mse, data, num_matvecs=config.num_matvecs, tol=config.tol)
@@ -120,6 +122,12 @@ class EdgeOfStability(Law):
             steps, sharp = records.series("sharpness", lr=lr)
             hit = first_crossing(steps, sharp, edge)
             crossings[lr] = None if hit is None else int(steps[hit])
+            diverged, _ = records.series("diverged", lr=lr)
+            if len(diverged):  # no verdict on a run that blew up, except that it failed
+                checks.append(Check.at_least(f"η={lr:g} trained without diverging (diverged at step {diverged[0]})",
+                                             float("nan"), 0.0))
+                crossings[lr] = None
+                continue
             checks += self._sharpness_checks(lr, edge, sharp, hit)
             checks += self._loss_checks(lr, records)
             curves.append({"curve": "2/lr", "x": 0.0, "y": edge, "lr": lr})

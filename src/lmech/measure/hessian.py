@@ -127,7 +127,14 @@ class HessianOperator:
     # -- the loss and its derivatives --------------------------------------------------------------
     def _chunk_loss(self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
         outputs = functional_call(self.model, (params, self.buffers), (inputs,))
-        return self.loss_fn(outputs, targets)
+        loss = self.loss_fn(outputs, targets)
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+            raise ConfigError(
+                f"loss_fn must return the mean loss over the batch as a scalar tensor, got {shape}; "
+                "use reduction='mean' (or .mean() the per-example losses)"
+            )
+        return loss
 
     def _weight(self, inputs: Tensor) -> float:
         return len(inputs) / self.num_examples

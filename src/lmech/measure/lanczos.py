@@ -22,7 +22,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NonFiniteError
 
 MatVec = Callable[[Tensor], Tensor]
 
@@ -41,6 +41,19 @@ def _start_vector(dim: int, dtype: torch.dtype, device: torch.device, seed: int)
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(dim, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
     return v / v.norm()
+
+
+def _non_finite() -> NonFiniteError:
+    return NonFiniteError(
+        "a Hessian-vector product is NaN or infinite: the loss or the parameters are not finite at "
+        "this point (has training diverged?); measure at finite parameters"
+    )
+
+
+def _finite(hv: Tensor) -> Tensor:
+    if not torch.isfinite(hv).all():
+        raise _non_finite()
+    return hv
 
 
 def _validate(k: int, dim: int, num_matvecs: int, tol: float) -> None:
@@ -96,12 +109,14 @@ def lanczos(
     theta = s = None
     converged = False
     for j in range(m_max):
-        w = matvec(basis[j])
+        w = _finite(matvec(basis[j]))
         alphas.append(float(torch.dot(w, basis[j])))
         # Full reorthogonalisation, twice ("twice is enough", Giraud et al. 2005).
         for _ in range(2):
             w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
         beta = float(w.norm())
+        if not (np.isfinite(alphas[-1]) and np.isfinite(beta)):
+            raise _non_finite()  # finite products whose dot products overflow
         theta, s = eigh_tridiagonal(np.array(alphas), np.array(betas)) if j else (np.array(alphas), np.ones((1, 1)))
         breakdown = beta <= 1e-12 * max(abs(theta).max(), 1.0)  # span(basis) is invariant under H
         if j + 1 >= k:
@@ -166,7 +181,7 @@ def power_iteration(
             for u in found:
                 v = v - torch.dot(u, v) * u
             v = v / v.norm()
-            hv = matvec(v)
+            hv = _finite(matvec(v))
             used += 1
             lam = float(torch.dot(hv, v))
             if lam_prev is not None and abs(lam - lam_prev) / (abs(lam_prev) + 1e-6) < tol:

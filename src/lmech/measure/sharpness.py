@@ -40,6 +40,8 @@ def hessian_eigenpairs(
     solver (Lanczos only)."""
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
+    if not tol > 0:
+        raise ConfigError(f"tol must be > 0, got {tol}")
     op = HessianOperator(model, loss_fn, data, allow_train_mode=allow_train_mode)
     if op.dtype in (torch.float32, torch.float16, torch.bfloat16) and tol < FLOAT32_TOL:
         warnings.warn(

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from ..config import non_negative, one_of, positive, require
+from ..config import non_negative, one_of, positive, require, valid_seed
+from ..errors import NonFiniteError
 from ..progress import NO_PROGRESS, Progress
 from .records import Records
 
@@ -42,7 +43,7 @@ class TrainConfig:
         betas: Adam's (β₁, β₂).
         weight_decay: L2 coefficient added to the gradient (AdamW-style decoupled for Adam).
         monitor_every: call the monitors every this many steps, and at the last step.
-        seed: seeds the minibatch order (a private generator).
+        seed: seeds the minibatch order (a private generator); 0 ≤ seed < 2**32.
     """
 
     optimizer: str = "gd"
@@ -64,6 +65,7 @@ class TrainConfig:
         require(self.optimizer != "sgd" or self.batch_size is not None, "optimizer 'sgd' needs a batch_size")
         require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         non_negative("weight_decay", self.weight_decay)
+        valid_seed(self.seed)
 
 
 def make_optimizer(params: Sequence[Tensor] | Any, config: TrainConfig) -> torch.optim.Optimizer:
@@ -91,7 +93,8 @@ def train(
     * ``loss`` at every step: the loss of the batch the step used, before the update (for full
       batch methods this is the training loss at that step), and at ``steps`` after the last update;
     * every monitor's observables at steps ``0, monitor_every, 2·monitor_every, …`` and at ``steps``;
-    * ``diverged`` = 1 at the step where the loss became non-finite, after which training stops.
+    * ``diverged`` = 1 at the step where the loss (or a monitor's product) became non-finite, after
+      which training stops; monitors never see non-finite parameters.
 
     Args:
         data: ``(inputs, targets)`` of shapes ``(n, ...)`` and ``(n, ...)``.
@@ -121,14 +124,18 @@ def train(
             batch = order[cursor : cursor + config.batch_size]
             cursor += config.batch_size
             x, y = inputs[batch], targets[batch]
-        if step % config.monitor_every == 0 or step == config.steps:
-            observe(step)
         loss = loss_fn(model(x), y)
         value = float(loss.detach())
         records.add(step, "loss", value, **index)
         if not math.isfinite(value):
             records.add(step, "diverged", 1.0, **index)
             break
+        if step % config.monitor_every == 0 or step == config.steps:
+            try:
+                observe(step)
+            except NonFiniteError:  # finite loss, but curvature overflowed: diverging all the same
+                records.add(step, "diverged", 1.0, **index)
+                break
         if step == config.steps:
             break
         optimizer.zero_grad(set_to_none=True)

@@ -16,18 +16,26 @@ class SharpnessMonitor:
     ``sharpness_matvecs`` (the Hessian-vector products it cost).
 
     Each call warm-starts Lanczos from the previous call's top eigenvector, which changes little
-    between nearby steps, so a call typically costs a handful of products instead of dozens.
+    between nearby steps, so a call typically costs a handful of products instead of dozens. The
+    start vector is mixed with a random direction of relative size ``warm_noise``: without it, a
+    start vector that has become the eigenvector of the *second* eigenvalue (top eigenvalues cross
+    at the edge of stability) would satisfy the residual test at once and report the wrong one.
     """
 
-    def __init__(self, loss_fn: LossFn, data: Data, *, num_matvecs: int = 60, tol: float = 1e-3):
+    def __init__(self, loss_fn: LossFn, data: Data, *, num_matvecs: int = 60, tol: float = 1e-3,
+                 warm_noise: float = 0.1):
         self.loss_fn, self.data = loss_fn, data
-        self.num_matvecs, self.tol = num_matvecs, tol
+        self.num_matvecs, self.tol, self.warm_noise = num_matvecs, tol, warm_noise
         self._previous: Tensor | None = None
 
     def __call__(self, model: nn.Module, step: int) -> Mapping[str, float]:
+        v0 = None
+        if self._previous is not None:
+            gen = torch.Generator().manual_seed(step)
+            noise = torch.randn(self._previous.shape, generator=gen, dtype=torch.float64).to(self._previous)
+            v0 = self._previous / self._previous.norm() + self.warm_noise * noise / noise.norm()
         result = hessian_eigenpairs(
-            model, self.loss_fn, self.data, 1, num_matvecs=self.num_matvecs, tol=self.tol,
-            seed=step, v0=self._previous,
+            model, self.loss_fn, self.data, 1, num_matvecs=self.num_matvecs, tol=self.tol, seed=step, v0=v0,
         )
         assert result.eigenvectors is not None
         self._previous = result.eigenvectors[0]
