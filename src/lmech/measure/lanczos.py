@@ -91,8 +91,12 @@ def lanczos(
         v0: a start vector of shape ``(dim,)`` instead of a random one (a warm start, e.g. the top
             eigenvector from a nearby point of training); ``seed`` is then unused.
 
+    Memory: the basis holds ``min(num_matvecs, dim) × dim`` values of ``dtype`` (full
+    reorthogonalisation), e.g. 100 × 55,210 float32 ≈ 22 MB for the edge-of-stability network.
+
     Raises:
         ConfigError: if ``k``, ``num_matvecs`` or ``tol`` are out of range.
+        NonFiniteError: if a product is NaN or infinite.
     """
     _validate(k, dim, num_matvecs, tol)
     device = torch.device(device)

@@ -100,6 +100,9 @@ def hessian_eigenvalues(
     Raises:
         ConfigError: unknown ``method``, or ``k``/``num_matvecs``/``tol`` out of range.
         TrainModeError: dropout or BatchNorm in training mode.
+        NonFiniteError: a Hessian-vector product is NaN or infinite (non-finite parameters or loss).
+        LmechWarning (warning): the tolerance was not met within ``num_matvecs``, or is below what
+            float32 can resolve.
     """
     return hessian_eigenpairs(
         model, loss_fn, data, k, method=method, num_matvecs=num_matvecs, tol=tol, seed=seed,
