@@ -84,3 +84,11 @@ def test_more_bad_input(args, message):
 def test_check_on_an_empty_pillar_says_so(tmp_path):
     result = invoke("check", "--pillar", "hyperparameters", "--out", str(tmp_path))
     assert result.exit_code == 0 and "no laws in pillar" in result.output
+
+
+def test_show_config_lists_every_key_and_runs_nothing(tmp_path):
+    result = invoke("run", "edge-of-stability", "--quick", "--set", "steps=7", "--show-config", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    for key in ("n_train", "lrs", "steps", "sharpness_every", "seed"):
+        assert key in result.output
+    assert "7" in result.output and not any(tmp_path.iterdir())

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .config import apply_overrides
+from .config import apply_overrides, to_dict
 from .errors import ConfigError, LmechError
 from .lab import query as run_query
 from .lab import save_run, write_report
@@ -134,18 +134,27 @@ def list_command(pillar: Optional[str] = typer.Option(None, help=f"only this pil
 @guarded
 def run(
     law_name: str = typer.Argument(..., metavar="LAW", help="a law name from `lmech list`"),
-    quick: bool = typer.Option(False, "--quick", help="about a minute on 2 CPU cores"),
+    quick: bool = typer.Option(False, "--quick", help="the quick preset: about a minute on a laptop core"),
     full: bool = typer.Option(False, "--full", help="the larger setting"),
     sets: list[str] = typer.Option([], "--set", help="override a config field: --set key=value (repeatable)"),
     seed: Optional[int] = typer.Option(None, help="the seed (same as --set seed=N)"),
     out_dir: Path = typer.Option(Path("runs"), "--out", help="runs folder"),
     threads: int = typer.Option(1, help=THREADS_HELP),
+    show_config: bool = typer.Option(False, "--show-config", help="print the resolved config (every key --set takes) and exit"),
 ) -> None:
     """Run one law: train, measure, compare with theory, write a run folder with a report."""
     _set_threads(threads)
     law = get_law(law_name)
     preset = _preset(quick, full)
     config = _resolve(law, preset, sets, seed)
+    if show_config:
+        table = Table(title=f"{law.name} config ({preset or 'standard'})", title_justify="left")
+        table.add_column("key")
+        table.add_column("value")
+        for key, value in to_dict(config).items():
+            table.add_row(key, str(value))
+        out.print(table)
+        return
     ensure_writable(out_dir)
     result, run_dir, seconds = _run_one(law, config, preset, out_dir)
     out.print(_checks_table(result, f"{law.name}: {sum(c.passed for c in result.checks)}/{len(result.checks)} checks pass"))
