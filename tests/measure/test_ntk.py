@@ -1,0 +1,75 @@
+"""The empirical NTK against an explicit Jacobian, its invariants, and the two kernel statistics."""
+
+import pytest
+import torch
+
+from lmech.errors import ConfigError, TrainModeError
+from lmech.measure import empirical_ntk, kernel_target_alignment, relative_kernel_change
+from lmech.models import mlp
+
+
+@pytest.fixture
+def tiny():
+    model = mlp(3, [7, 5], 2, seed=11, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    x1 = torch.randn(9, 3, generator=gen, dtype=torch.float64)
+    x2 = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    return model, x1, x2
+
+
+def explicit_jacobian(model, x):
+    """J of shape (n·k, P) by torch.autograd.functional.jacobian of the flattened outputs."""
+    names = [n for n, _ in model.named_parameters()]
+    params = tuple(p.detach() for p in model.parameters())
+
+    def f(*ps):
+        out = torch.func.functional_call(model, dict(zip(names, ps)), (x,))
+        return out.reshape(-1)
+
+    jac = torch.autograd.functional.jacobian(f, params)
+    return torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 64], ids=["chunk1", "chunk4", "one-chunk"])
+def test_full_ntk_equals_jjt(tiny, chunk_size):
+    model, x1, x2 = tiny
+    j1, j2 = explicit_jacobian(model, x1), explicit_jacobian(model, x2)
+    expected = (j1 @ j2.T).reshape(9, 2, 4, 2).permute(0, 2, 1, 3)
+    got = empirical_ntk(model, x1, x2, output="full", chunk_size=chunk_size)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-12)
+    trace = empirical_ntk(model, x1, x2, chunk_size=chunk_size)
+    torch.testing.assert_close(trace, expected.diagonal(dim1=2, dim2=3).sum(-1), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 4, 64], ids=["chunk2", "chunk4", "one-chunk"])
+def test_gram_matrix_is_symmetric_psd_and_matches_jjt(tiny, chunk_size):
+    model, x1, _ = tiny
+    j = explicit_jacobian(model, x1)
+    gram = empirical_ntk(model, x1, output="full", chunk_size=chunk_size)
+    torch.testing.assert_close(gram, (j @ j.T).reshape(9, 2, 9, 2).permute(0, 2, 1, 3), rtol=1e-6, atol=1e-12)
+    flat = gram.permute(0, 2, 1, 3).reshape(18, 18)
+    torch.testing.assert_close(flat, flat.T)
+    assert torch.linalg.eigvalsh(flat).min() > -1e-10 * torch.linalg.eigvalsh(flat).max()
+    trace = empirical_ntk(model, x1, chunk_size=chunk_size)
+    torch.testing.assert_close(trace, trace.T)
+
+
+def test_alignment_and_change():
+    y = torch.tensor([1.0, -1.0, 2.0, 0.5], dtype=torch.float64)
+    assert kernel_target_alignment(3.0 * torch.outer(y, y), y) == pytest.approx(1.0)
+    assert kernel_target_alignment(torch.outer(y, y) + torch.eye(4, dtype=torch.float64), y) < 1.0
+    k0 = torch.eye(3, dtype=torch.float64)
+    assert relative_kernel_change(k0, 1.1 * k0) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="same shape"):
+        relative_kernel_change(k0, torch.eye(2, dtype=torch.float64))
+
+
+def test_errors(tiny):
+    model, x1, _ = tiny
+    with pytest.raises(ConfigError, match="output must be one of"):
+        empirical_ntk(model, x1, output="diag")
+    with pytest.raises(ConfigError, match="chunk_size must be >= 1"):
+        empirical_ntk(model, x1, chunk_size=0)
+    dropout = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 1)).double()
+    with pytest.raises(TrainModeError):
+        empirical_ntk(dropout, x1)
