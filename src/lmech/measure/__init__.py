@@ -15,6 +15,7 @@ from .sharpness import sharpness as sharpness
 from .trace import hessian_trace as hessian_trace
 
 __all__ = [
-    "EigenResult", "HessianOperator", "check_eval_mode", "empirical_ntk", "kernel_target_alignment", "hessian_eigenpairs", "hessian_eigenvalues",
-    "hessian_trace", "hvp", "lanczos", "power_iteration", "relative_kernel_change", "sharpness",
+    "EigenResult", "HessianOperator", "check_eval_mode", "empirical_ntk", "hessian_eigenpairs",
+    "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment", "lanczos", "power_iteration",
+    "relative_kernel_change", "sharpness",
 ]
