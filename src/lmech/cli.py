@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -42,8 +43,8 @@ class RichProgress:
         self.bar, self.current = bar, None
 
     def task(self, description: str, total: int) -> None:
-        if self.current is not None:
-            self.bar.update(self.current, completed=self.bar.tasks[-1].total)
+        if self.current is not None:  # a task left short (e.g. training stopped early) shows as done
+            self.bar.update(self.current, completed=self.bar.tasks[self.current].total)
         self.current = self.bar.add_task(description, total=total)
 
     def advance(self, units: int = 1) -> None:
@@ -58,7 +59,6 @@ def _progress_bar() -> Progress:
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn lmech's errors into a one-line message and exit code 2 instead of a traceback."""
-    import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
