@@ -30,27 +30,29 @@ def explicit_jacobian(model, x):
     return torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
 
 
+@pytest.mark.parametrize("method", ["structured", "jacobian"])
 @pytest.mark.parametrize("chunk_size", [1, 4, 64], ids=["chunk1", "chunk4", "one-chunk"])
-def test_full_ntk_equals_jjt(tiny, chunk_size):
+def test_full_ntk_equals_jjt(tiny, chunk_size, method):
     model, x1, x2 = tiny
     j1, j2 = explicit_jacobian(model, x1), explicit_jacobian(model, x2)
     expected = (j1 @ j2.T).reshape(9, 2, 4, 2).permute(0, 2, 1, 3)
-    got = empirical_ntk(model, x1, x2, output="full", chunk_size=chunk_size)
+    got = empirical_ntk(model, x1, x2, output="full", chunk_size=chunk_size, method=method)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-12)
-    trace = empirical_ntk(model, x1, x2, chunk_size=chunk_size)
+    trace = empirical_ntk(model, x1, x2, chunk_size=chunk_size, method=method)
     torch.testing.assert_close(trace, expected.diagonal(dim1=2, dim2=3).sum(-1), rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["structured", "jacobian"])
 @pytest.mark.parametrize("chunk_size", [2, 4, 64], ids=["chunk2", "chunk4", "one-chunk"])
-def test_gram_matrix_is_symmetric_psd_and_matches_jjt(tiny, chunk_size):
+def test_gram_matrix_is_symmetric_psd_and_matches_jjt(tiny, chunk_size, method):
     model, x1, _ = tiny
     j = explicit_jacobian(model, x1)
-    gram = empirical_ntk(model, x1, output="full", chunk_size=chunk_size)
+    gram = empirical_ntk(model, x1, output="full", chunk_size=chunk_size, method=method)
     torch.testing.assert_close(gram, (j @ j.T).reshape(9, 2, 9, 2).permute(0, 2, 1, 3), rtol=1e-6, atol=1e-12)
     flat = gram.permute(0, 2, 1, 3).reshape(18, 18)
     torch.testing.assert_close(flat, flat.T)
     assert torch.linalg.eigvalsh(flat).min() > -1e-10 * torch.linalg.eigvalsh(flat).max()
-    trace = empirical_ntk(model, x1, chunk_size=chunk_size)
+    trace = empirical_ntk(model, x1, chunk_size=chunk_size, method=method)
     torch.testing.assert_close(trace, trace.T)
 
 
@@ -73,3 +75,59 @@ def test_errors(tiny):
     dropout = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 1)).double()
     with pytest.raises(TrainModeError):
         empirical_ntk(dropout, x1)
+
+
+class ScaledLinear(torch.nn.Linear):
+    """``z = c_w W a + c_b b``, declaring its multipliers as the structured NTK expects."""
+
+    def __init__(self, *args, weight_multiplier, bias_multiplier, **kw):
+        super().__init__(*args, **kw)
+        self.weight_multiplier, self.bias_multiplier = weight_multiplier, bias_multiplier
+
+    def forward(self, x):
+        bias = None if self.bias is None else self.bias * self.bias_multiplier
+        return torch.nn.functional.linear(x, self.weight * self.weight_multiplier, bias)
+
+
+def structured_cases():
+    torch.manual_seed(0)
+    plain = mlp(3, [7, 5], 2, seed=11, dtype=torch.float64)
+    no_bias = mlp(3, [6], 4, bias=False, activation="relu", seed=2, dtype=torch.float64)
+    scaled = torch.nn.Sequential(
+        ScaledLinear(3, 8, weight_multiplier=0.7, bias_multiplier=0.3, dtype=torch.float64), torch.nn.Tanh(),
+        ScaledLinear(8, 3, weight_multiplier=1.9, bias_multiplier=0.1, dtype=torch.float64))
+    frozen = mlp(3, [7, 5], 2, seed=3, dtype=torch.float64)
+    frozen[0].weight.requires_grad_(False)
+    frozen[4].bias.requires_grad_(False)
+    return {"mlp": plain, "no-bias": no_bias, "multipliers": scaled, "partly-frozen": frozen}
+
+
+@pytest.mark.parametrize("name", list(structured_cases()))
+@pytest.mark.parametrize("output", ["trace", "full"])
+@pytest.mark.parametrize("cross", [False, True], ids=["gram", "cross"])
+def test_structured_path_equals_the_jacobian_path(tiny, name, output, cross):
+    model = structured_cases()[name]
+    _, x1, x2 = tiny
+    other = x2 if cross else None
+    fast = empirical_ntk(model, x1, other, output=output, chunk_size=4, method="structured")
+    slow = empirical_ntk(model, x1, other, output=output, chunk_size=4, method="jacobian")
+    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+    assert empirical_ntk(model, x1, other, output=output).shape == slow.shape  # auto takes the same result
+
+
+def test_structured_path_refuses_models_it_cannot_handle(tiny):
+    _, x1, _ = tiny
+    conv = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 3)), torch.nn.Conv1d(1, 2, 2), torch.nn.Flatten()).double()
+    with pytest.raises(ConfigError, match=r"parameter 1.weight is not in an nn.Linear.*method='jacobian'"):
+        empirical_ntk(conv, x1, method="structured")
+    layer = torch.nn.Linear(3, 3).double()
+    shared = torch.nn.Sequential(layer, torch.nn.Tanh(), layer)
+    with pytest.raises(ConfigError, match="runs more than once"):
+        empirical_ntk(shared, x1, method="structured")
+    seq = torch.nn.Sequential(torch.nn.Unflatten(1, (3, 1)), torch.nn.Linear(1, 2), torch.nn.Flatten()).double()
+    with pytest.raises(ConfigError, match=r"sees an input of shape \(9, 3, 1\)"):
+        empirical_ntk(seq, x1, method="structured")
+    for model in (conv, shared, seq):  # auto falls back to the Jacobian path, which handles all three
+        torch.testing.assert_close(empirical_ntk(model, x1), empirical_ntk(model, x1, method="jacobian"))
+    with pytest.raises(ConfigError, match="method must be one of"):
+        empirical_ntk(layer, x1, method="fast")

@@ -5,10 +5,26 @@
     \\Theta_{kj}(x, x') = \\sum_p \\frac{\\partial f_k(x)}{\\partial \\theta_p}\\,\\frac{\\partial f_j(x')}{\\partial \\theta_p}
     = J(x) J(x')^\\top
 
-(Jacot, Gabriel, Hongler 2018, *Neural Tangent Kernel*, arXiv:1806.07572, §4). Per-example
-Jacobians come from ``torch.func`` (``vmap`` of ``jacrev`` over ``functional_call``) one chunk of
-inputs at a time, so memory holds at most ``2 × chunk_size × num_outputs × num_params`` Jacobian
-entries whatever the number of inputs.
+(Jacot, Gabriel, Hongler 2018, *Neural Tangent Kernel*, arXiv:1806.07572, §4). Two methods:
+
+* ``"structured"`` — for networks whose trainable parameters all sit in linear layers
+  ``z = c_w W a + c_b b`` (``nn.Linear``, or a subclass declaring ``weight_multiplier`` ``c_w`` and
+  ``bias_multiplier`` ``c_b``) applied to 2-D activations, the Jacobian never needs to exist: with
+  ``a_l(x)`` the layer's input and ``δ_{l,k}(x) = ∂f_k(x)/∂z_l(x)`` its backpropagated signal,
+
+  .. math::  \\Theta_{kj}(x, x') = \\sum_l \\big(c_w^2\\, a_l(x)\\cdot a_l(x') + c_b^2\\big)\\,
+             \\delta_{l,k}(x)\\cdot\\delta_{l,j}(x'),
+
+  which costs one forward and ``num_outputs`` backward passes per chunk plus small matrix
+  products, and memory ``O(n · num_outputs · Σ_l width_l)`` instead of ``O(n · num_outputs ·
+  num_params)`` (the "structured derivatives" of Novak, Sohl-Dickstein, Schoenholz 2022, *Fast
+  Finite Width Neural Tangent Kernel*, arXiv:2206.08720, §4). It assumes that examples do not
+  interact inside the model (true in eval mode for MLPs; not for batch statistics).
+* ``"jacobian"`` — any model: per-example Jacobians from ``torch.func`` (``vmap`` of ``jacrev``
+  over ``functional_call``) one chunk of inputs at a time, so memory holds at most
+  ``2 × chunk_size × num_outputs × num_params`` Jacobian entries whatever the number of inputs.
+
+``method="auto"`` (the default) takes the structured path whenever the model qualifies.
 """
 
 from __future__ import annotations
@@ -21,6 +37,84 @@ from ..errors import ConfigError
 from .hessian import check_eval_mode
 
 OUTPUTS = ("trace", "full")
+METHODS = ("auto", "structured", "jacobian")
+
+
+def _multipliers(module: nn.Module) -> tuple[float, float] | None:
+    """``(c_w, c_b)`` of a linear layer the structured path understands, else ``None``."""
+    if type(module) is nn.Linear:
+        return 1.0, 1.0
+    if isinstance(module, nn.Linear) and hasattr(module, "weight_multiplier") and hasattr(module, "bias_multiplier"):
+        return float(module.weight_multiplier), float(module.bias_multiplier)
+    return None
+
+
+def _structured_layers(model: nn.Module) -> tuple[list[nn.Linear], str]:
+    """The linear layers holding every trainable parameter, or ``([], reason)`` when some do not."""
+    layers = []
+    for name, module in model.named_modules():
+        own = [(n, p) for n, p in module.named_parameters(recurse=False) if p.requires_grad]
+        if not own:
+            continue
+        if _multipliers(module) is None:
+            return [], f"parameter {name}.{own[0][0]} is not in an nn.Linear (or one declaring its multipliers)"
+        extra = [n for n, _ in own if n not in ("weight", "bias")]
+        if extra:
+            return [], f"parameter {name}.{extra[0]} is neither a linear layer's weight nor its bias"
+        layers.append(module)
+    return layers, ""
+
+
+def _linear_features(model: nn.Module, layers: list[nn.Linear], x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+    """Per layer: the input ``a_l`` of shape ``(n, in_l)`` and ``δ_l`` of shape ``(K, n, out_l)``.
+
+    Raises:
+        ConfigError: a layer that sees a non-2-D input or runs more than once per forward pass.
+    """
+    seen: dict[int, tuple[Tensor, Tensor]] = {}
+    problems: list[str] = []
+
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if id(module) in seen:
+            problems.append(f"{type(module).__name__} runs more than once per forward pass (shared weights)")
+        elif inputs[0].ndim != 2:
+            problems.append(f"{type(module).__name__} sees an input of shape {tuple(inputs[0].shape)}, not (n, features)")
+        seen[id(module)] = (inputs[0].detach(), output)
+
+    handles = [layer.register_forward_hook(hook) for layer in layers]
+    try:
+        with torch.enable_grad():
+            out = model(x).reshape(len(x), -1)
+    finally:
+        for h in handles:
+            h.remove()
+    if problems:
+        raise ConfigError(f"the structured NTK does not apply: {problems[0]}; use method='jacobian'")
+    zs = [seen[id(layer)][1] for layer in layers]
+    deltas: list[list[Tensor]] = [[] for _ in layers]
+    for k in range(out.shape[1]):
+        grads = torch.autograd.grad(out[:, k].sum(), zs, retain_graph=k + 1 < out.shape[1], allow_unused=True)
+        for d, g, z in zip(deltas, grads, zs):
+            d.append(torch.zeros_like(z) if g is None else g)
+    return [seen[id(layer)][0] for layer in layers], [torch.stack(d) for d in deltas]
+
+
+def _structured_block(layers, feats1, feats2, output: str) -> Tensor:
+    """One kernel block from the per-layer features of two chunks."""
+    block = None
+    for layer, a1, d1, a2, d2 in zip(layers, *feats1, *feats2):
+        c_w, c_b = _multipliers(layer)
+        gram = torch.zeros(len(a1), len(a2), dtype=a1.dtype, device=a1.device)
+        if layer.weight.requires_grad:
+            gram = gram + c_w**2 * (a1 @ a2.T)
+        if layer.bias is not None and layer.bias.requires_grad:
+            gram = gram + c_b**2
+        if output == "trace":
+            term = gram * torch.einsum("kno,kmo->nm", d1, d2)
+        else:
+            term = gram[:, :, None, None] * torch.einsum("kno,jmo->nmkj", d1, d2)
+        block = term if block is None else block + term
+    return block
 
 
 def _jacobians(model: nn.Module, params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -40,6 +134,7 @@ def empirical_ntk(
     *,
     output: str = "trace",
     chunk_size: int = 64,
+    method: str = "auto",
     allow_train_mode: bool = False,
 ) -> Tensor:
     """The empirical NTK of ``model`` at its current parameters.
@@ -51,13 +146,16 @@ def empirical_ntk(
         x2: inputs of shape ``(n2, ...)``; ``None`` means ``x1`` (the Gram matrix).
         output: ``"trace"`` sums over output dimensions, ``Θ(x, x') = Σ_k J_k(x)·J_k(x')``, shape
             ``(n1, n2)``; ``"full"`` keeps them, shape ``(n1, n2, num_outputs, num_outputs)``.
-        chunk_size: inputs per Jacobian chunk (bounds memory).
+        chunk_size: inputs per chunk (bounds memory).
+        method: ``"structured"`` (linear layers only, fast; see the module docstring),
+            ``"jacobian"`` (any model) or ``"auto"`` (structured when the model qualifies).
 
     Returns:
         The kernel, in the parameters' dtype, in units of output² per parameter².
 
     Raises:
-        ConfigError: unknown ``output``, ``chunk_size < 1``, or no trainable parameters.
+        ConfigError: unknown ``output`` or ``method``, ``chunk_size < 1``, no trainable parameters,
+            or ``method="structured"`` on a model it does not apply to (the message says why).
         TrainModeError: dropout or BatchNorm in training mode (see :func:`check_eval_mode`).
 
     >>> model = torch.nn.Linear(2, 1, bias=False).double()   # f(x) = w·x, so Θ(x, x') = x·x'
@@ -70,10 +168,22 @@ def empirical_ntk(
         raise ConfigError(f"output must be one of {OUTPUTS}, got {output!r}")
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    if method not in METHODS:
+        raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     check_eval_mode(model, allow_train_mode)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ConfigError("the model has no parameters with requires_grad=True; its NTK is zero-dimensional")
+    if method != "jacobian":
+        layers, reason = _structured_layers(model)
+        if layers:
+            try:
+                return _structured_ntk(model, layers, x1, x2, output, chunk_size)
+            except ConfigError:
+                if method == "structured":
+                    raise
+        elif method == "structured":
+            raise ConfigError(f"the structured NTK does not apply: {reason}; use method='jacobian'")
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     same = x2 is None
     x2 = x1 if x2 is None else x2
@@ -97,6 +207,20 @@ def empirical_ntk(
             result[a : a + len(j1), b : b + len(j2)] = block
     assert result is not None
     return result
+
+
+def _structured_ntk(model, layers, x1: Tensor, x2: Tensor | None, output: str, chunk_size: int) -> Tensor:
+    """The structured path: per-chunk features of ``x2`` kept, ``x1`` visited a chunk at a time."""
+    same = x2 is None
+    chunks2 = [_linear_features(model, layers, c) for c in (x1 if same else x2).split(chunk_size)]
+    rows = []
+    for i, chunk in enumerate(x1.split(chunk_size)):
+        feats1 = chunks2[i] if same else _linear_features(model, layers, chunk)
+        rows.append(torch.cat([_structured_block(layers, feats1, feats2, output) for feats2 in chunks2], dim=1))
+    kernel = torch.cat(rows)
+    if same:  # exactly symmetric, as the Gram matrix is
+        kernel = 0.5 * (kernel + (kernel.T if output == "trace" else kernel.permute(1, 0, 3, 2)))
+    return kernel.detach()
 
 
 def kernel_target_alignment(kernel: Tensor, targets: Tensor, *, centered: bool = True) -> float:
