@@ -127,7 +127,7 @@ def eigenlearning_speed() -> dict:
     cases = {}
     for ridge in (0.0, 1e-3):
         for n in (10, 1_000, 100_000):
-            seconds = min(_timed(lambda: eigenlearning(lam, v, n, ridge=ridge)) for _ in range(3))
+            seconds = min(_timed(lambda n=n, ridge=ridge: eigenlearning(lam, v, n, ridge=ridge)) for _ in range(3))
             cases[f"ridge={ridge:g}, n={n}"] = {"seconds": seconds, "equation_evaluations": seconds / one_eval}
     return {"eigenvalues": lam.size, "one_equation_evaluation_s": one_eval, "cases": cases}
 
