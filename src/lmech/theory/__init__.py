@@ -7,6 +7,11 @@ from .eigenlearning import BCPPrediction as BCPPrediction
 from .eigenlearning import EigenlearningPrediction as EigenlearningPrediction
 from .eigenlearning import bcp_learning_curve as bcp_learning_curve
 from .eigenlearning import eigenlearning as eigenlearning
+from .ntk_kernels import InfiniteWidthKernels as InfiniteWidthKernels
+from .ntk_kernels import dual_activation as dual_activation
+from .ntk_kernels import infinite_width_kernels as infinite_width_kernels
+from .ntk_kernels import nngp_kernel as nngp_kernel
+from .ntk_kernels import ntk_kernel as ntk_kernel
 from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
@@ -18,6 +23,11 @@ __all__ = [
     "EigenlearningPrediction",
     "bcp_learning_curve",
     "eigenlearning",
+    "InfiniteWidthKernels",
+    "dual_activation",
+    "infinite_width_kernels",
+    "nngp_kernel",
+    "ntk_kernel",
     "gd_quadratic_trajectory",
     "stability_threshold",
 ]
