@@ -226,7 +226,8 @@ def test_groupnorm_in_train_mode_is_allowed():
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.GroupNorm(2, 6), torch.nn.Linear(6, 1)).double()
     x, y = torch.randn(8, 4, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
     assert model.training
-    hv = hvp(model, torch.nn.functional.mse_loss, (x, y), torch.ones(sum(p.numel() for p in model.parameters()), dtype=torch.float64))
+    ones = torch.ones(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
+    hv = hvp(model, torch.nn.functional.mse_loss, (x, y), ones)
     assert torch.isfinite(hv).all()
 
 

@@ -1,6 +1,7 @@
 """The catalog of laws. Importing this package registers every law."""
 
 from . import edge_of_stability as _edge_of_stability  # noqa: F401 - registers the law
+from . import ntk_infinite_width as _ntk_infinite_width  # noqa: F401 - registers the law
 from .base import PILLARS as PILLARS
 from .base import Check as Check
 from .base import Law as Law

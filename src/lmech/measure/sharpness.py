@@ -79,7 +79,8 @@ def hessian_eigenvalues(
 ) -> Tensor:
     """The ``k`` largest (algebraic) eigenvalues of the Hessian of the mean loss over ``data``.
 
-    .. math::  \\lambda_1 \\ge \\dots \\ge \\lambda_k \\text{ of } \\nabla^2_\\theta \\tfrac1N\\textstyle\\sum_i \\ell(f_\\theta(x_i), y_i)
+    .. math::  \\lambda_1 \\ge \\dots \\ge \\lambda_k \\text{ of }
+               \\nabla^2_\\theta \\tfrac1N\\textstyle\\sum_i \\ell(f_\\theta(x_i), y_i)
 
     Args:
         model: the network; the Hessian is over its parameters that require grad.
