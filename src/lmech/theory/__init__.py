@@ -1,5 +1,6 @@
 """Predictions: pure, vectorised functions of numbers and arrays; no training inside."""
 
+from .deep_linear import effective_init_strength as effective_init_strength
 from .deep_linear import mode_learning_times as mode_learning_times
 from .deep_linear import mode_trajectories as mode_trajectories
 from .deep_linear import staircase_loss as staircase_loss
@@ -16,6 +17,7 @@ from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
 __all__ = [
+    "effective_init_strength",
     "mode_learning_times",
     "mode_trajectories",
     "staircase_loss",

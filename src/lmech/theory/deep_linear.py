@@ -32,6 +32,7 @@ from scipy.integrate import solve_ivp
 from scipy.special import hyp2f1
 
 from ..config import require
+from ..errors import ConfigError
 
 
 def _check_modes(singular_values, init_strength, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -226,3 +227,87 @@ def staircase_loss(
         f"(E‖y‖² bounds the explainable part), got {total_output_variance!r}",
     )
     return loss + 0.5 * max(total_output_variance - captured, 0.0)
+
+
+def _blowup_time(p0: np.ndarray, q0: np.ndarray, depth: int, w: float, growth: float = 1e3) -> float:
+    """Time (in units of ``s t``) at which one mode's small-weight dynamics blow up.
+
+    With every hidden-to-hidden layer ``w`` × orthogonal and hidden coordinates chosen so they are
+    ``w I``, the saturation-free gradient flow of ``a = qᵀ G_{L-1}⋯G_2 p`` (``ṗ = ∂a/∂p`` etc., in time
+    ``s t``) stays in ``span{p₀, q₀}`` in every hidden layer: an exact two-unit network, integrated
+    until ``a`` reaches ``(growth · w)^L``; the remaining time is the balanced network's,
+    ``1 / ((L − 2) a^{(L−2)/L})``. Returns ``inf`` if it does not blow up.
+    """
+    basis, _ = np.linalg.qr(np.stack([p0, q0], axis=1))
+    k, n_mid = basis.shape[1], depth - 2
+    start = np.concatenate([basis.T @ p0, basis.T @ q0, np.tile((w * np.eye(k)).ravel(), n_mid)])
+
+    def unpack(z: np.ndarray):
+        return z[:k], z[k:2 * k], [z[2 * k + i * k * k: 2 * k + (i + 1) * k * k].reshape(k, k) for i in range(n_mid)]
+
+    def strength(z: np.ndarray) -> float:
+        p, q, mids = unpack(z)
+        for g in mids:
+            p = g @ p
+        return float(q @ p)
+
+    def rhs(_t: float, z: np.ndarray) -> np.ndarray:
+        p, q, mids = unpack(z)
+        forward = [p]  # G_l ⋯ G_2 p
+        for g in mids:
+            forward.append(g @ forward[-1])
+        backward = [q]  # (G_{L-1} ⋯ G_l)ᵀ q, built from the top
+        for g in reversed(mids):
+            backward.append(g.T @ backward[-1])
+        backward.reverse()  # backward[i] = (G_{L-1} ⋯ G_{i+2})ᵀ q pairs with forward[i]
+        d_mids = [np.outer(backward[i + 1], forward[i]) for i in range(n_mid)]
+        return np.concatenate([backward[0], forward[-1], *(d.ravel() for d in d_mids)])
+
+    target = (growth * w) ** depth
+    reached = lambda _t, z: strength(z) - target  # noqa: E731 - solve_ivp's event protocol
+    reached.terminal = True
+    horizon = 1e3 / w ** (depth - 2)  # far beyond the balanced blow-up time 1/((L−2) w^{L−2})
+    sol = solve_ivp(rhs, (0.0, horizon), start, events=reached, method="DOP853", rtol=1e-10, atol=1e-14 * w)
+    if not len(sol.t_events[0]):
+        return float("inf")
+    return float(sol.t_events[0][0]) + 1.0 / ((depth - 2) * target ** ((depth - 2) / depth))
+
+
+def effective_init_strength(layers: list[np.ndarray], u: np.ndarray, v: np.ndarray, w: float | None = None) -> np.ndarray:
+    """Each mode's effective initial strength ``a₀`` from a random small start, for the balanced theory.
+
+    Depth 2: ``a₀ = |c_μ|²`` with ``c_μ = (W_1 v_μ + W_2ᵀ u_μ)/2``, the growing solution of the
+    linearised dynamics ``d(W_1 v)/dt = s W_2ᵀ u``, ``d(W_2ᵀ u)/dt = s W_1 v`` (``a_μ ≈ |c_μ|² e^{2st}``,
+    which the logistic of Saxe et al. 2014, arXiv:1312.6120, eq. (8), matches while ``a ≪ s``).
+    Depth ``L ≥ 3`` with hidden-to-hidden layers ``w`` × orthogonal:
+    ``a₀ = w₀^L`` with ``w₀ = ((L − 2) τ*)^{−1/(L−2)}``, the balanced network whose saturation-free
+    dynamics ``dw/dτ = w^{L−1}`` blow up at the same ``τ* = s t*`` as the mode's own
+    (:func:`_blowup_time`, from ``p₀ = W_1 v_μ`` and ``q₀ = (W_L ⋯ W_2)ᵀ u_μ / w^{L−2}``).
+
+    Args:
+        layers: ``[W_1, …, W_L]``, of shapes (h, in_features), (h, h), …, (out_features, h).
+        u, v: the teacher's singular vectors, of shapes (out_features, M) and (in_features, M).
+        w: the hidden-to-hidden layers' scale (required for ``L ≥ 3``).
+
+    Both treat each mode alone, exactly for one mode; the other modes couple in through overlaps of
+    the modes' hidden directions, ``O(h^{-1/2})`` for random ones in width ``h``.
+
+    Returns:
+        ``a₀`` of shape (M,); ``0`` for a mode whose dynamics do not blow up.
+
+    Raises:
+        ConfigError: if ``w`` is missing or not positive at depth ``L ≥ 3``.
+    """
+    depth = len(layers)
+    p0 = layers[0] @ v  # (h, M)
+    if depth == 2:
+        c = 0.5 * (p0 + layers[1].T @ u)
+        return np.sum(c**2, axis=0)
+    if w is None or not w > 0:
+        raise ConfigError(f"w (the hidden-to-hidden layers' scale) must be > 0 at depth {depth}, got {w!r}")
+    upper = layers[-1]
+    for layer in reversed(layers[1:-1]):
+        upper = upper @ layer
+    q0 = upper.T @ u / w ** (depth - 2)
+    tau = np.array([_blowup_time(p0[:, m], q0[:, m], depth, w) for m in range(u.shape[1])])
+    return ((depth - 2) * tau) ** (-depth / (depth - 2))
