@@ -6,8 +6,10 @@ from .deep_linear import mode_trajectories as mode_trajectories
 from .deep_linear import staircase_loss as staircase_loss
 from .eigenlearning import BCPPrediction as BCPPrediction
 from .eigenlearning import EigenlearningPrediction as EigenlearningPrediction
+from .eigenlearning import FinitePopulationPrediction as FinitePopulationPrediction
 from .eigenlearning import bcp_learning_curve as bcp_learning_curve
 from .eigenlearning import eigenlearning as eigenlearning
+from .eigenlearning import finite_population_eigenlearning as finite_population_eigenlearning
 from .ntk_kernels import InfiniteWidthKernels as InfiniteWidthKernels
 from .ntk_kernels import dual_activation as dual_activation
 from .ntk_kernels import infinite_width_kernels as infinite_width_kernels
@@ -25,6 +27,8 @@ __all__ = [
     "EigenlearningPrediction",
     "bcp_learning_curve",
     "eigenlearning",
+    "FinitePopulationPrediction",
+    "finite_population_eigenlearning",
     "InfiniteWidthKernels",
     "dual_activation",
     "infinite_width_kernels",
