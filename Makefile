@@ -29,6 +29,7 @@ check: $(STAMP)  ## every law's quick preset; fails if any check fails
 
 bench: $(STAMP)  ## speed figures, as ratios against a baseline in the same process
 	$(BIN)/python benchmarks/bench_sharpness.py
+	$(BIN)/python benchmarks/bench_ntk.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -29,3 +29,17 @@ def test_lower_layers_never_import_upper_ones(layer):
                 parts = module.lstrip(".").split(".")
                 assert not (node.level >= 2 and parts[0] in forbidden), f"{path.name} imports {module}"
                 assert not (module.startswith("lmech.") and parts[1] in forbidden), f"{path.name} imports {module}"
+
+
+def test_readme_python_snippets_run():
+    """The README's code is what a new user pastes first: every ```python block runs, in order."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["lam"] > 0 and namespace["theta"].shape == (256, 256)
