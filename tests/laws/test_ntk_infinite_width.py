@@ -57,10 +57,18 @@ def small_result(law):
 def test_small_setting_passes_every_check(small_result):
     failed = [(c.name, c.measured, c.predicted) for c in small_result.checks if not c.passed]
     assert not failed
-    assert len(small_result.checks) == 7
+    assert len(small_result.checks) == 6
     slope = [r["value"] for r in small_result.metrics.rows if r["observable"] == "output_deviation_slope"]
     assert -0.7 < slope[0] < -0.3  # the finite-width deviation falls about as width^(-1/2)
     assert "ntk_infinite_width" in small_result.figures
+
+
+def test_figure_curve_and_dots_are_the_same_network(small_result):
+    """At t = 0 the kernel prediction is the network's own output, so the curve starts on the first dot."""
+    widest = SMALL["wide_widths"][-1]
+    _, loss = small_result.metrics.series("test_loss", width=widest, seed=0)
+    curve = [r for r in small_result.curves.to_pylist() if r["curve"] == "kernel test loss"]
+    assert curve[0]["x"] == 0.0 and curve[0]["y"] == pytest.approx(loss[0], rel=1e-5)
 
 
 def test_the_kernel_moves_lazily_under_ntk_and_richly_under_mup(small_result):
@@ -82,10 +90,12 @@ def test_narrow_networks_miss_the_infinite_width_prediction(law):
     ("overrides", "message"),
     [(dict(widths=(64, 64, 128)), "widths must be >= 3 distinct increasing widths"),
      (dict(activation="tanh"), "activation must be one of"),
-     (dict(n_train=1700, n_test=200), "n_train \\+ n_test must be at most the 1797 digits"),
+     (dict(n_train=1700, n_test=200), r"max\(n_train, n_kernel\) \+ n_test must be at most 1796"),
+     (dict(n_kernel=1750), r"got max\(200, 1750\) \+ 200"),
      (dict(time=0.1, lr=0.5), "time must be at least one step"),
      (dict(wide_widths=(4096, 2048)), "wide_widths must be distinct increasing")],
-    ids=["repeated-width", "activation-without-theory", "too-many-digits", "time-below-a-step", "decreasing-wide"],
+    ids=["repeated-width", "activation-without-theory", "too-many-digits", "kernel-inputs-too-many", "time-below-a-step",
+         "decreasing-wide"],
 )
 def test_bad_configs_are_refused(law, overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -60,6 +60,13 @@ def test_alignment_and_change():
     y = torch.tensor([1.0, -1.0, 2.0, 0.5], dtype=torch.float64)
     assert kernel_target_alignment(3.0 * torch.outer(y, y), y) == pytest.approx(1.0)
     assert kernel_target_alignment(torch.outer(y, y) + torch.eye(4, dtype=torch.float64), y) < 1.0
+    k = torch.outer(y, y) + torch.eye(4, dtype=torch.float64)
+    for constant in (torch.ones(4, dtype=torch.float64), 3 * torch.ones(4, dtype=torch.float64)):
+        with pytest.raises(ConfigError, match="targets' kernel is zero after centring"):
+            kernel_target_alignment(k, constant)
+    assert kernel_target_alignment(k, torch.ones(4, dtype=torch.float64), centered=False) > 0
+    with pytest.raises(ConfigError, match="must be finite"):
+        kernel_target_alignment(k * float("nan"), y)
     k0 = torch.eye(3, dtype=torch.float64)
     assert relative_kernel_change(k0, 1.1 * k0) == pytest.approx(0.1)
     with pytest.raises(ConfigError, match="same shape"):
@@ -70,7 +77,7 @@ def test_errors(tiny):
     model, x1, _ = tiny
     with pytest.raises(ConfigError, match="output must be one of"):
         empirical_ntk(model, x1, output="diag")
-    with pytest.raises(ConfigError, match="chunk_size must be >= 1"):
+    with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1"):
         empirical_ntk(model, x1, chunk_size=0)
     dropout = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 1)).double()
     with pytest.raises(TrainModeError):
@@ -125,9 +132,89 @@ def test_structured_path_refuses_models_it_cannot_handle(tiny):
     with pytest.raises(ConfigError, match="runs more than once"):
         empirical_ntk(shared, x1, method="structured")
     seq = torch.nn.Sequential(torch.nn.Unflatten(1, (3, 1)), torch.nn.Linear(1, 2), torch.nn.Flatten()).double()
-    with pytest.raises(ConfigError, match=r"sees an input of shape \(9, 3, 1\)"):
+    with pytest.raises(ConfigError, match=r"sees an input of shape \(\d+, 3, 1\)"):
         empirical_ntk(seq, x1, method="structured")
     for model in (conv, shared, seq):  # auto falls back to the Jacobian path, which handles all three
         torch.testing.assert_close(empirical_ntk(model, x1), empirical_ntk(model, x1, method="jacobian"))
     with pytest.raises(ConfigError, match="method must be one of"):
         empirical_ntk(layer, x1, method="fast")
+
+
+class TiedWeights(torch.nn.Module):
+    """A decoder that reuses the encoder's weight outside the encoder's own call."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = torch.nn.Linear(3, 6)
+
+    def forward(self, x):
+        return torch.nn.functional.linear(torch.tanh(self.enc(x)), self.enc.weight.t())
+
+
+class FunctionalCall(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(3, 6), torch.nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.b(torch.relu(torch.nn.functional.linear(x, self.a.weight, self.a.bias)))
+
+
+class MixesExamples(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(3, 6), torch.nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h - h.mean(0))
+
+
+class UnusedHead(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = torch.nn.Linear(3, 6), torch.nn.Linear(6, 2), torch.nn.Linear(6, 4)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def explicit_trace_ntk(model, x):
+    j = explicit_jacobian_per_example(model, x)
+    return torch.einsum("akp,bkp->ab", j, j)
+
+
+def explicit_jacobian_per_example(model, x):
+    """J of shape (n, k, P), one forward per example, by torch.autograd.functional.jacobian."""
+    return torch.stack([explicit_jacobian(model, x[i : i + 1]) for i in range(len(x))])
+
+
+@pytest.mark.parametrize("model_cls", [TiedWeights, FunctionalCall, MixesExamples],
+                         ids=["tied-weights", "functional-linear", "mixes-examples"])
+def test_structured_path_detects_models_it_would_get_wrong(tiny, model_cls):
+    model = model_cls().double()
+    _, x1, _ = tiny
+    with pytest.raises(ConfigError, match="disagrees with per-example gradients"):
+        empirical_ntk(model, x1, method="structured")
+    torch.testing.assert_close(empirical_ntk(model, x1), explicit_trace_ntk(model, x1))  # auto: the Jacobian path
+
+
+@pytest.mark.parametrize("model", [
+    torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(inplace=True), torch.nn.Linear(6, 2)),
+    UnusedHead()], ids=["inplace-relu", "unused-head"])
+def test_structured_path_handles_inplace_activations_and_unused_layers(tiny, model):
+    model = model.double()
+    _, x1, _ = tiny
+    torch.testing.assert_close(empirical_ntk(model, x1, method="structured"), explicit_trace_ntk(model, x1))
+
+
+def test_bad_inputs_get_clear_errors(tiny):
+    model, x1, _ = tiny
+    with pytest.raises(ConfigError, match=r"x1 must be a tensor of shape \(n, ...\) with n >= 1"):
+        empirical_ntk(model, x1[:0])
+    with pytest.raises(ConfigError, match="x1 must be a tensor"):
+        empirical_ntk(model, x1.tolist())
+    with pytest.raises(ConfigError, match=r"x2 has dtype torch.float32 but the model's parameters are torch.float64"):
+        empirical_ntk(model, x1, x1.float())
+    with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1, got 2.5"):
+        empirical_ntk(model, x1, chunk_size=2.5)

@@ -153,3 +153,16 @@ def test_validation_names_the_bad_value():
         mode_trajectories(S, [-1.0], depth=3, init_strength=1e-3)
     with pytest.raises(ConfigError, match="fraction must be in"):
         mode_learning_times(S, depth=2, init_strength=1e-3, fraction=1.0)
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [([], "at least 2 weight matrices"), ([np.ones((5, 4))], "at least 2 weight matrices"),
+     ([np.ones((5, 4)), np.ones((3, 6))], "layers must be matrices that chain")],
+    ids=["no-layers", "one-layer", "shapes-do-not-chain"],
+)
+def test_effective_init_strength_refuses_bad_layers(layers, message):
+    from lmech.theory import effective_init_strength
+
+    with pytest.raises(ConfigError, match=message):
+        effective_init_strength(layers, np.eye(3)[:, :2], np.eye(4)[:, :2])

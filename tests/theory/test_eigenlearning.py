@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lmech.errors import ConfigError
-from lmech.theory import bcp_learning_curve, eigenlearning
+from lmech.theory import bcp_learning_curve, eigenlearning, finite_population_eigenlearning
 
 
 def power_law(num_modes: int, alpha: float = 1.5, beta: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
@@ -157,3 +157,32 @@ def test_bad_input_raises_config_error(kwargs, match, function):
 def test_more_samples_than_modes_is_fine_with_a_ridge():
     p = eigenlearning([1.0, 0.5], [1.0, 1.0], 10, ridge=0.1)
     assert p.learnability.sum() + 0.1 / p.kappa == pytest.approx(10)
+
+
+def test_extreme_scales_keep_the_conservation_law_and_finite_e0():
+    """The estimate is invariant under λ → cλ, δ → cδ (κ → cκ), however large or small c is."""
+    rng = np.random.default_rng(0)
+    lam, v = np.sort(rng.random(50))[::-1], rng.standard_normal(50)
+    base = eigenlearning(lam, v, 10, ridge=1e-3)
+    for c in (1e-300, 1e-30, 1e30, 1e300):
+        p = eigenlearning(lam * c, v, 10, ridge=1e-3 * c)
+        assert p.kappa == pytest.approx(base.kappa * c, rel=1e-10)
+        assert p.test_mse == pytest.approx(base.test_mse, rel=1e-10)
+    # One mode dominates at n = 1: E_0 is huge (κ ≈ √λ₂) but finite, not a division by zero.
+    p = eigenlearning([1.0, 1e-34], [1.0, 1.0], 1)
+    assert p.kappa == pytest.approx(1e-17, rel=1e-6) and p.e0 == pytest.approx(5e16, rel=1e-6)
+    assert eigenlearning(np.full(100, 1e307), np.ones(100), 10).learnability.sum() == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(dict(population_size=50), r"population_size must be an integer at least the number of eigenvalues \(100\)"),
+     (dict(population_size=100.5), "population_size must be an integer"),
+     (dict(ridge=-0.1), "ridge must be finite and >= 0"),
+     (dict(n=100), "n must be below the population size 100")],
+    ids=["population-smaller-than-spectrum", "fractional-population", "negative-ridge", "n-equals-population"],
+)
+def test_finite_population_refuses_bad_input(overrides, message):
+    kw = dict(eigenvalues=np.full(100, 0.01), target_coeffs=np.full(100, 0.1), n=10, ridge=0.5, population_size=100)
+    with pytest.raises(ConfigError, match=message):
+        finite_population_eigenlearning(**{**kw, **overrides})

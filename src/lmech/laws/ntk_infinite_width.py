@@ -13,7 +13,7 @@ How fast the kernel moves in the lazy regime: Lee et al. 2019 (Theorem 2.1) boun
 O(width^{-1/2}); the perturbative theory of wide networks (Dyer & Gur-Ari 2020, arXiv:1909.11304;
 Huang & Yau 2020, arXiv:1909.08156; Roberts, Yaida, Hanin 2022, arXiv:2106.10165) finds that the
 NTK's time derivative is O(1/width), so the change over a fixed training time is ∝ width^{-1}. The
-law checks both: the bound, and the 1/width rate.
+law checks the 1/width rate (slope in [−1.2, −0.8]), which implies the bound.
 
 The finite-width corrections to the kernel at initialisation, and with them the distance between a
 trained network's outputs and the infinite-width prediction, are O(width^{-1/2}) with a constant
@@ -43,8 +43,8 @@ from .registry import register
 
 SLOPE_RANGE = (-0.6, -0.4)  # (a): fitted log-log slope of the kernel's finite-width error against width
 OUTPUT_REL_TOL = 0.05  # (b): relative L2 distance of test outputs to the kernel prediction
-LAZY_BOUND = -0.4  # (c) NTK: the kernel change falls at least as fast as width^(-1/2) (Lee et al.'s bound)...
-LAZY_RANGE = (-1.2, -0.8)  # ... and in fact as width^(-1): the dNTK is O(1/n) (Dyer & Gur-Ari; Huang & Yau)
+LAZY_RANGE = (-1.2, -0.8)  # (c) NTK: the kernel change falls as width^(-1): the dNTK is O(1/n) (Dyer & Gur-Ari;
+# Huang & Yau), which implies Lee et al.'s bound, width^(-1/2)
 RICH_MIN_SLOPE = -0.1  # (c) μP: the kernel change does not fall with width (slope at least this)
 ACTIVATIONS = ("relu", "erf")
 
@@ -56,6 +56,9 @@ class NTKInfiniteWidthConfig:
     Attributes:
         depth, activation, weight_var, bias_var: the fully connected network (``depth`` hidden
             layers), in the NTK parametrisation: ``z = (σ_w/√fan_in) W a + σ_b b``, ``W, b ~ N(0, 1)``.
+            With ``depth >= 2`` every hidden-to-hidden layer has width² weights: at the default
+            widths (up to 16,384) that is minutes to an hour of training; shrink ``wide_widths``
+            and expect (b) to need wider networks, as its deviation grows with depth.
         n_kernel: inputs on which (a) compares the NTK at initialisation with Θ_∞.
         widths: the widths of (a); ``seeds`` networks per width (in (a) and (b)).
         n_train, n_test: the digits of (b) and (c).
@@ -98,9 +101,9 @@ class NTKInfiniteWidthConfig:
             require(len(widths) >= 3 and all(w >= 1 for w in widths) and list(widths) == sorted(set(widths)),
                     f"{name} must be >= 3 distinct increasing widths >= 1 (a slope needs them), got {widths}")
         require(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
-        require(self.n_train >= 2 and self.n_test >= 1 and self.n_train + self.n_test <= 1797,
-                f"n_train + n_test must be at most the 1797 digits (n_train >= 2, n_test >= 1), "
-                f"got {self.n_train} + {self.n_test}")
+        require(self.n_train >= 2 and self.n_test >= 1 and max(self.n_train, self.n_kernel) + self.n_test <= 1796,
+                f"max(n_train, n_kernel) + n_test must be at most 1796 of the 1797 digits (n_train >= 2, "
+                f"n_test >= 1), got max({self.n_train}, {self.n_kernel}) + {self.n_test}")
         require(len(self.wide_widths) >= 1 and all(w >= 1 for w in self.wide_widths)
                 and list(self.wide_widths) == sorted(set(self.wide_widths)),
                 f"wide_widths must be distinct increasing widths >= 1, got {self.wide_widths}")
@@ -182,8 +185,9 @@ class NTKInfiniteWidth(Law):
     )
     statement = ("In the NTK parametrisation the empirical NTK at initialisation converges to the analytic "
                  "infinite-width kernel with error ∝ width^(−1/2); a wide network trained by GD on the squared "
-                 "loss follows kernel gradient flow with that kernel; the kernel moves ∝ width^(−1/2) during "
-                 "training (lazy), but not under a mean-field (μP) output scale (rich).")
+                 "loss follows kernel gradient flow with that kernel; during training the kernel moves ∝ 1/width "
+                 "(lazy; within Lee et al.'s width^(−1/2) bound), but does not fall with width under a "
+                 "mean-field (μP) output scale (rich).")
     Config = NTKInfiniteWidthConfig
     presets = {
         "quick": dict(widths=(64, 256, 1024, 4096), seeds=2, n_kernel=64, n_train=100, n_test=100,
@@ -265,13 +269,16 @@ class NTKInfiniteWidth(Law):
                     deviations.append(float(np.linalg.norm(monitor.outputs[int(step)] - pred) / np.linalg.norm(pred)))
                     records.add(int(step), "test_output_deviation", deviations[-1], width=width, seed=s)
                 per_seed.append(max(deviations))
+                if s == 0:
+                    shown = (steps, predicted, monitor.outputs)
             worst.append(max(per_seed))
             mean_worst.append(float(np.mean(per_seed)))
-        # The widest network's test loss on the predicted curve, and its final outputs against the prediction.
+        # The widest network's (seed 0) test loss on the predicted curve, and its final outputs against the prediction.
+        steps, predicted, outputs = shown
         test_y = test_split.onehot.double().numpy()
-        curves += [{"curve": "kernel test loss", "x": float(s), "y": float(0.5 * np.mean(np.sum((p - test_y) ** 2, 1))),
-                    "part": "b"} for s, p in zip(steps, predicted)]
-        final_pred, final = predicted[-1].ravel(), monitor.outputs[int(steps[-1])].ravel()
+        curves += [{"curve": "kernel test loss", "x": float(config.lr * s),
+                    "y": float(0.5 * np.mean(np.sum((p - test_y) ** 2, 1))), "part": "b"} for s, p in zip(steps, predicted)]
+        final_pred, final = predicted[-1].ravel(), outputs[int(steps[-1])].ravel()
         stride = max(1, len(final) // 500)
         curves += [{"curve": "final test outputs", "x": float(p), "y": float(m), "part": "b"}
                    for p, m in zip(final_pred[::stride], final[::stride])]
@@ -308,8 +315,6 @@ class NTKInfiniteWidth(Law):
             curves += [{"curve": f"{param} change", "x": float(w), "y": float(c), "part": "c"}
                        for w, c in zip(config.change_widths, changes)]
         return [
-            Check.at_most("(c) NTK parametrisation (lazy): slope of kernel change vs width ≤ −0.4 (falls at least "
-                          "as width^(−1/2))", slopes["ntk"], LAZY_BOUND),
             Check.at_least("(c) NTK parametrisation (lazy): slope of kernel change vs width ≥ −1.2 (∝ 1/width)",
                            slopes["ntk"], LAZY_RANGE[0]),
             Check.at_most("(c) NTK parametrisation (lazy): slope of kernel change vs width ≤ −0.8 (∝ 1/width)",

@@ -40,9 +40,9 @@ def ntk_infinite_width_figure(records: Records, curves: pa.Table, config) -> Fig
 
     widest = config.wide_widths[-1]
     steps, loss = records.series("test_loss", width=widest, seed=0)
-    b.plot(steps, loss, "o", label=f"width {widest} network")
+    b.plot(config.lr * steps, loss, "o", label=f"width {widest} network")
     b.plot(*_curve(curves, "kernel test loss"), "-", color="black", label="kernel gradient flow (Θ_∞)")
-    b.set_xlabel("step (t = lr × step)")
+    b.set_xlabel("time t = lr × step")
     b.set_ylabel("test loss ½‖f − y‖²")
     b.set_title("(b) training is kernel regression")
     b.legend(fontsize=8)
@@ -53,7 +53,7 @@ def ntk_infinite_width_figure(records: Records, curves: pa.Table, config) -> Fig
     b2.plot(lim, lim, "-", color="black", lw=1)
     b2.set_xlabel("predicted test output (kernel gradient flow)")
     b2.set_ylabel("network's test output")
-    b2.set_title(f"(b) outputs at t = {config.time:g}")
+    b2.set_title(f"(b) outputs at t = {config.lr * config.steps:g}")
 
     x, y = _curve(curves, "output deviation")
     b3.loglog(x, y, "o-", label="measured (max over t, mean over seeds)")

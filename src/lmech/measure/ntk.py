@@ -68,18 +68,22 @@ def _structured_layers(model: nn.Module) -> tuple[list[nn.Linear], str]:
 def _linear_features(model: nn.Module, layers: list[nn.Linear], x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
     """Per layer: the input ``a_l`` of shape ``(n, in_l)`` and ``δ_l`` of shape ``(K, n, out_l)``.
 
+    A layer the forward pass never calls contributes zeros (whether that is right, because it is
+    unused, or wrong, because its weights are used some other way, :func:`_verify` decides).
+
     Raises:
         ConfigError: a layer that sees a non-2-D input or runs more than once per forward pass.
     """
     seen: dict[int, tuple[Tensor, Tensor]] = {}
     problems: list[str] = []
 
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
         if id(module) in seen:
             problems.append(f"{type(module).__name__} runs more than once per forward pass (shared weights)")
         elif inputs[0].ndim != 2:
             problems.append(f"{type(module).__name__} sees an input of shape {tuple(inputs[0].shape)}, not (n, features)")
-        seen[id(module)] = (inputs[0].detach(), output)
+        seen[id(module)] = (inputs[0].detach().clone(), output)
+        return output.clone()  # later in-place ops (ReLU(inplace=True)) must not overwrite the z we differentiate by
 
     handles = [layer.register_forward_hook(hook) for layer in layers]
     try:
@@ -90,13 +94,57 @@ def _linear_features(model: nn.Module, layers: list[nn.Linear], x: Tensor) -> tu
             h.remove()
     if problems:
         raise ConfigError(f"the structured NTK does not apply: {problems[0]}; use method='jacobian'")
-    zs = [seen[id(layer)][1] for layer in layers]
-    deltas: list[list[Tensor]] = [[] for _ in layers]
+    ran = [layer for layer in layers if id(layer) in seen]
+    zs = [seen[id(layer)][1] for layer in ran]
+    deltas: dict[int, list[Tensor]] = {id(layer): [] for layer in ran}
     for k in range(out.shape[1]):
         grads = torch.autograd.grad(out[:, k].sum(), zs, retain_graph=k + 1 < out.shape[1], allow_unused=True)
-        for d, g, z in zip(deltas, grads, zs):
-            d.append(torch.zeros_like(z) if g is None else g)
-    return [seen[id(layer)][0] for layer in layers], [torch.stack(d) for d in deltas]
+        for layer, g, z in zip(ran, grads, zs):
+            deltas[id(layer)].append(torch.zeros_like(z) if g is None else g)
+    inputs, signals = [], []
+    for layer in layers:
+        if id(layer) in seen:
+            inputs.append(seen[id(layer)][0])
+            signals.append(torch.stack(deltas[id(layer)]))
+        else:
+            inputs.append(x.new_zeros(len(x), layer.in_features))
+            signals.append(x.new_zeros(out.shape[1], len(x), layer.out_features))
+    return inputs, signals
+
+
+def _verify(model: nn.Module, layers: list[nn.Linear], x: Tensor) -> None:
+    """Check the structured Gram matrix of the first two inputs against per-example gradients.
+
+    The structured formula assumes every trainable parameter acts only through its own layer's call
+    and that examples do not interact; a model that reuses a layer's weight elsewhere (tied
+    weights, ``F.linear(x, self.a.weight)``) or mixes examples breaks it. Two examples' exact kernel
+    costs ``2 × num_outputs`` backward passes.
+
+    Raises:
+        ConfigError: if the two disagree beyond rounding.
+    """
+    probe = x[:2]
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for i in range(len(probe)):
+        with torch.enable_grad():
+            out = model(probe[i : i + 1]).reshape(-1)
+        grads = [torch.autograd.grad(out[k], params, retain_graph=k + 1 < len(out), allow_unused=True)
+                 for k in range(len(out))]
+        rows.append(torch.stack([torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                            for g, p in zip(gk, params)]) for gk in grads]))
+    exact = torch.einsum("akp,bkp->ab", torch.stack(rows), torch.stack(rows))
+    fast = _structured_block(layers, _linear_features(model, layers, probe), _linear_features(model, layers, probe),
+                             "trace")
+    scale = float(exact.abs().max())
+    rtol = 1e-4 if exact.dtype in (torch.float32, torch.float16, torch.bfloat16) else 1e-9
+    difference = float((fast - exact).abs().max())
+    if not difference <= rtol * max(scale, torch.finfo(exact.dtype).tiny):
+        raise ConfigError(
+            f"the structured NTK disagrees with per-example gradients on the first inputs (max difference "
+            f"{difference:.3g} against a kernel of size {scale:.3g}): the model uses a linear layer's weights "
+            "outside that layer's own call (tied weights, F.linear) or mixes examples; use method='jacobian'"
+        )
 
 
 def _structured_block(layers, feats1, feats2, output: str) -> Tensor:
@@ -153,9 +201,15 @@ def empirical_ntk(
     Returns:
         The kernel, in the parameters' dtype, in units of output² per parameter².
 
+    The structured path first checks its Gram matrix on the first two inputs against per-example
+    gradients; a model it does not describe (tied weights, examples that interact) falls back to
+    the Jacobian path under ``"auto"`` and raises under ``"structured"``.
+
     Raises:
-        ConfigError: unknown ``output`` or ``method``, ``chunk_size < 1``, no trainable parameters,
-            or ``method="structured"`` on a model it does not apply to (the message says why).
+        ConfigError: unknown ``output`` or ``method``, ``chunk_size`` not an integer ``>= 1``, no
+            trainable parameters, empty inputs or inputs of another floating dtype than the
+            parameters, or ``method="structured"`` on a model it does not apply to (the message
+            says why).
         TrainModeError: dropout or BatchNorm in training mode (see :func:`check_eval_mode`).
 
     >>> model = torch.nn.Linear(2, 1, bias=False).double()   # f(x) = w·x, so Θ(x, x') = x·x'
@@ -166,14 +220,24 @@ def empirical_ntk(
     """
     if output not in OUTPUTS:
         raise ConfigError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if chunk_size < 1:
-        raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if method not in METHODS:
         raise ConfigError(f"method must be one of {METHODS}, got {method!r}")
     check_eval_mode(model, allow_train_mode)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ConfigError("the model has no parameters with requires_grad=True; its NTK is zero-dimensional")
+    dtype = next(iter(params.values())).dtype
+    for name, x in (("x1", x1), ("x2", x2)):
+        if x is None and name == "x2":
+            continue
+        if not isinstance(x, Tensor) or x.ndim < 1 or len(x) == 0:
+            raise ConfigError(f"{name} must be a tensor of shape (n, ...) with n >= 1, got "
+                              f"{type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
+        if x.is_floating_point() and x.dtype != dtype:
+            raise ConfigError(f"{name} has dtype {x.dtype} but the model's parameters are {dtype}; "
+                              f"convert one, e.g. {name}.to({dtype})")
     if method != "jacobian":
         layers, reason = _structured_layers(model)
         if layers:
@@ -212,6 +276,7 @@ def empirical_ntk(
 def _structured_ntk(model, layers, x1: Tensor, x2: Tensor | None, output: str, chunk_size: int) -> Tensor:
     """The structured path: per-chunk features of ``x2`` kept, ``x1`` visited a chunk at a time."""
     same = x2 is None
+    _verify(model, layers, x1)
     chunks2 = [_linear_features(model, layers, c) for c in (x1 if same else x2).split(chunk_size)]
     rows = []
     for i, chunk in enumerate(x1.split(chunk_size)):
@@ -238,20 +303,26 @@ def kernel_target_alignment(kernel: Tensor, targets: Tensor, *, centered: bool =
         A number in [−1, 1]; 1 when ``K ∝ YYᵀ``.
 
     Raises:
-        ConfigError: mismatched or non-square shapes, or a kernel or target kernel that is zero.
+        ConfigError: mismatched or non-square shapes, a NaN or inf entry, or a kernel or target
+            kernel that is zero (after centring: constant targets or a constant kernel).
     """
     n = kernel.shape[0]
     if kernel.ndim != 2 or kernel.shape[1] != n or len(targets) != n:
         raise ConfigError(f"kernel must be (n, n) and targets (n, ...); got {tuple(kernel.shape)} and {tuple(targets.shape)}")
     y = targets.reshape(n, -1).to(kernel.dtype)
+    if not (bool(torch.isfinite(kernel).all()) and bool(torch.isfinite(y).all())):
+        raise ConfigError("kernel and targets must be finite, got a NaN or inf entry")
     ky = y @ y.T
+    raw = (kernel.norm(), ky.norm())
     if centered:
-        h = torch.eye(n, dtype=kernel.dtype) - 1.0 / n
+        h = torch.eye(n, dtype=kernel.dtype, device=kernel.device) - 1.0 / n
         kernel, ky = h @ kernel @ h, h @ ky @ h
-    denom = kernel.norm() * ky.norm()
-    if float(denom) == 0.0:
-        raise ConfigError("the kernel or the targets' kernel is zero (after centring); alignment is undefined")
-    return float((kernel * ky).sum() / denom)
+    eps = 1e3 * n * torch.finfo(kernel.dtype).eps  # centring a constant leaves round-off of this relative size
+    for name, k, k_raw in (("kernel", kernel, raw[0]), ("targets' kernel", ky, raw[1])):
+        if float(k.norm()) <= eps * float(k_raw):
+            raise ConfigError(f"the {name} is zero{' after centring (constant targets?)' if centered else ''}; "
+                              "alignment is undefined")
+    return float((kernel * ky).sum() / (kernel.norm() * ky.norm()))
 
 
 def relative_kernel_change(kernel_0: Tensor, kernel_t: Tensor) -> float:

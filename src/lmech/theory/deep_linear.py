@@ -296,9 +296,20 @@ def effective_init_strength(layers: list[np.ndarray], u: np.ndarray, v: np.ndarr
         ``a₀`` of shape (M,); ``0`` for a mode whose dynamics do not blow up.
 
     Raises:
-        ConfigError: if ``w`` is missing or not positive at depth ``L ≥ 3``.
+        ConfigError: fewer than two layers, layers that do not chain, ``u``/``v`` of the wrong shapes,
+            or ``w`` missing or not positive at depth ``L ≥ 3``.
     """
+    layers = [np.asarray(w, dtype=float) for w in layers]
+    u, v = np.asarray(u, dtype=float), np.asarray(v, dtype=float)
     depth = len(layers)
+    require(depth >= 2, f"layers must hold at least 2 weight matrices [W_1, ..., W_L], got {depth}")
+    require(all(w.ndim == 2 for w in layers) and all(a.shape[1] == b.shape[0] for a, b in zip(layers[1:], layers[:-1])),
+            f"layers must be matrices that chain (W_(l+1) of shape (., rows of W_l)), got shapes "
+            f"{[w.shape for w in layers]}")
+    require(u.ndim == 2 and v.ndim == 2 and u.shape[0] == layers[-1].shape[0] and v.shape[0] == layers[0].shape[1]
+            and u.shape[1] == v.shape[1],
+            f"u must be (out_features={layers[-1].shape[0]}, M) and v (in_features={layers[0].shape[1]}, M), "
+            f"got {u.shape} and {v.shape}")
     p0 = layers[0] @ v  # (h, M)
     if depth == 2:
         c = 0.5 * (p0 + layers[1].T @ u)

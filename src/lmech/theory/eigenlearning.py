@@ -169,12 +169,19 @@ def eigenlearning(
     (1.0, [0.5, 0.5], 2.0, 0.5)
     """
     lam, v, n, ridge, noise_var = _validate(eigenvalues, target_coeffs, n, ridge, noise_var)
-    kappa = _solve_kappa(lam, n, ridge)
+    # The equation is invariant under (λ, κ, δ) → c(λ, κ, δ): solve at scale max λ = 1, so that sums
+    # cannot overflow (λ ~ 1e308) and the bracket is well placed whatever the units.
+    scale = float(lam.max()) if lam.max() > 0 else 1.0
+    lam, ridge_s = lam / scale, ridge / scale
+    kappa = _solve_kappa(lam, n, ridge_s)
     learnability = lam / (lam + kappa)
-    e0 = n / (n - float(np.sum(learnability**2)))
-    test_mse = e0 * (float(np.sum((1.0 - learnability) ** 2 * v**2)) + noise_var)
-    train_mse = (ridge / (n * kappa)) ** 2 * test_mse
-    return EigenlearningPrediction(kappa=kappa, learnability=learnability, e0=e0, test_mse=test_mse, train_mse=train_mse)
+    unlearned = kappa / (lam + kappa)  # 1 − L_i without cancellation
+    # n − Σ L_i² = Σ L_i (1 − L_i) + δ/κ by the κ equation: no cancellation when Σ L_i² → n.
+    e0 = n / (float(np.sum(learnability * unlearned)) + ridge_s / kappa)
+    test_mse = e0 * (float(np.sum(unlearned**2 * v**2)) + noise_var)
+    train_mse = (ridge_s / (n * kappa)) ** 2 * test_mse
+    return EigenlearningPrediction(kappa=kappa * scale, learnability=learnability, e0=e0, test_mse=test_mse,
+                                   train_mse=train_mse)
 
 
 def bcp_learning_curve(
@@ -281,7 +288,8 @@ def finite_population_eigenlearning(eigenvalues: np.ndarray, target_coeffs: np.n
         population_size: ``N``.
 
     Raises:
-        ConfigError: as :func:`lmech.theory.eigenlearning`, or if ``n ≥ N``.
+        ConfigError: as :func:`lmech.theory.eigenlearning`, or if ``population_size`` is not an
+            integer at least the number of eigenvalues, or ``n ≥ N``.
 
     When the kernel is the identity (``λ_i = 1/N``), KRR returns ``f/(1 + δ)`` on the sampled points and 0
     elsewhere, so the test MSE is exactly ``(n/N)(δ/(1 + δ))² + 1 − n/N`` for ``mean f² = 1``; so is the
@@ -293,6 +301,12 @@ def finite_population_eigenlearning(eigenvalues: np.ndarray, target_coeffs: np.n
     >>> round(0.8 * (2 / 3) ** 2 + 0.2, 12), round(eigenlearning(lam, v, 80, ridge=2.0).test_mse, 3)
     (0.555555555556, 0.643)
     """
+    lam, v, n, ridge, _ = _validate(eigenvalues, target_coeffs, n, ridge, 0.0)
+    require(
+        isinstance(population_size, (int, np.integer)) and not isinstance(population_size, bool)
+        and population_size >= lam.size,
+        f"population_size must be an integer at least the number of eigenvalues ({lam.size}), got {population_size!r}",
+    )
     require(n < population_size, f"n must be below the population size {population_size}, got n={n}")
     if ridge == 0:
         p = eigenlearning(eigenvalues, target_coeffs, n)
@@ -305,7 +319,9 @@ def finite_population_eigenlearning(eigenvalues: np.ndarray, target_coeffs: np.n
     effective = brentq(excess, ridge * (1.0 - n / population_size), ridge, xtol=1e-15 * ridge, rtol=1e-13)
     p = eigenlearning(eigenvalues, target_coeffs, n, ridge=effective)
     learn, s = p.learnability, ridge / p.kappa
-    df, sq = float(learn.sum()), float(np.sum(learn**2))
-    e0 = (n - s * df / population_size) / (n - sq - s * (df - sq) / population_size)
-    test_mse = e0 * float(np.sum((1.0 - learn) ** 2 * np.asarray(target_coeffs) ** 2))
+    unlearned = p.kappa / (lam + p.kappa)
+    df, spread = float(learn.sum()), float(np.sum(learn * unlearned))  # Σ L_i, Σ L_i (1 − L_i)
+    # n − Σ L_i² = Σ L_i (1 − L_i) + δ'/κ for the effective ridge δ' that κ solves (no cancellation).
+    e0 = (n - s * df / population_size) / (spread + effective / p.kappa - s * spread / population_size)
+    test_mse = e0 * float(np.sum(unlearned**2 * v**2))
     return FinitePopulationPrediction(p.kappa, learn, e0, test_mse)
