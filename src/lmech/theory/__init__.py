@@ -15,6 +15,15 @@ from .ntk_kernels import dual_activation as dual_activation
 from .ntk_kernels import infinite_width_kernels as infinite_width_kernels
 from .ntk_kernels import nngp_kernel as nngp_kernel
 from .ntk_kernels import ntk_kernel as ntk_kernel
+from .scaling import Approach2Fit as Approach2Fit
+from .scaling import ChinchillaFit as ChinchillaFit
+from .scaling import PowerLawFit as PowerLawFit
+from .scaling import chinchilla_init_grid as chinchilla_init_grid
+from .scaling import chinchilla_loss as chinchilla_loss
+from .scaling import compute_optimal as compute_optimal
+from .scaling import fit_approach2 as fit_approach2
+from .scaling import fit_chinchilla as fit_chinchilla
+from .scaling import fit_power_law as fit_power_law
 from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
@@ -34,6 +43,15 @@ __all__ = [
     "infinite_width_kernels",
     "nngp_kernel",
     "ntk_kernel",
+    "Approach2Fit",
+    "ChinchillaFit",
+    "PowerLawFit",
+    "chinchilla_init_grid",
+    "chinchilla_loss",
+    "compute_optimal",
+    "fit_approach2",
+    "fit_chinchilla",
+    "fit_power_law",
     "gd_quadratic_trajectory",
     "stability_threshold",
 ]
