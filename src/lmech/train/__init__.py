@@ -1,5 +1,6 @@
-"""Training: the loop, its monitors, gradient flow and long-form records."""
+"""Training: the loop, vmapped ensembles of small models, monitors, gradient flow and long-form records."""
 
+from .ensemble import train_ensemble as train_ensemble
 from .flow import gradient_flow as gradient_flow
 from .loop import OPTIMIZERS as OPTIMIZERS
 from .loop import Monitor as Monitor
@@ -12,5 +13,5 @@ from .records import Records as Records
 
 __all__ = [
     "OPTIMIZERS", "LossMonitor", "Monitor", "Records", "SharpnessMonitor", "TrainConfig",
-    "gradient_flow", "make_optimizer", "train",
+    "gradient_flow", "make_optimizer", "train", "train_ensemble",
 ]
