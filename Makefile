@@ -30,6 +30,8 @@ check: $(STAMP)  ## every law's quick preset; fails if any check fails
 bench: $(STAMP)  ## speed figures, as ratios against a baseline in the same process
 	$(BIN)/python benchmarks/bench_sharpness.py
 	$(BIN)/python benchmarks/bench_ntk.py
+	$(BIN)/python benchmarks/bench_ensemble.py
+	$(BIN)/python benchmarks/bench_scaling_fit.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

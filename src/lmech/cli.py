@@ -1,4 +1,4 @@
-"""The ``lmech`` command: list, run, check, report, query. It parses, calls the library, prints."""
+"""The ``lmech`` command: list, run, check, sweep, fit, report, query. It parses, calls the library, prints."""
 
 from __future__ import annotations
 
