@@ -218,3 +218,11 @@ def test_bad_inputs_get_clear_errors(tiny):
         empirical_ntk(model, x1, x1.float())
     with pytest.raises(ConfigError, match="chunk_size must be an integer >= 1, got 2.5"):
         empirical_ntk(model, x1, chunk_size=2.5)
+
+
+def test_a_float32_network_of_half_a_million_parameters_takes_the_structured_path():
+    """The self-check must allow float32 rounding over many parameters (a √P·eps random walk)."""
+    model = mlp(64, [512, 512, 512], 10, seed=0)  # 563,722 parameters, float32
+    x = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
+    fast = empirical_ntk(model, x, method="structured")
+    torch.testing.assert_close(fast, empirical_ntk(model, x, method="jacobian"), rtol=1e-3, atol=1e-3)  # float32 sums
