@@ -143,7 +143,8 @@ def compare_methods(op: HessianOperator, reference: float, seed: int, max_matvec
         length *= 2
     while True:  # the recorded Ritz values match lanczos's own to rounding; confirm at the boundary
         counter = Recorder(op.matvec)
-        result, seconds = timed(lambda: lanczos(counter, dim, 1, num_matvecs=budget, tol=TINY_TOL, seed=seed, dtype=dtype))
+        result, seconds = timed(lambda c=counter, b=budget: lanczos(c, dim, 1, num_matvecs=b, tol=TINY_TOL, seed=seed,
+                                                                   dtype=dtype))
         error = abs(float(result.eigenvalues[0]) - reference) / reference
         if error <= TARGET_RTOL or budget >= max_matvecs:
             break
@@ -280,8 +281,10 @@ def print_table(r: dict, path: Path) -> None:
     header = f"  {'method':<38} {'HVPs':>8} {'seconds':>9} {'rel. error':>11}"
     print(header + "\n  " + "-" * (len(header) - 2))
     rows = [
-        ("Lanczos, smallest sufficient budget", s["lanczos_matvecs"], s["lanczos_seconds"], statistics.fmean(x["lanczos"]["rel_error"] for x in r["per_seed"])),
-        ("Lanczos, self-stopping at tol=1e-3", s["lanczos_tol_matvecs"], statistics.fmean(x["lanczos_tol"]["seconds"] for x in r["per_seed"]), s["lanczos_tol_rel_error"]),
+        ("Lanczos, smallest sufficient budget", s["lanczos_matvecs"], s["lanczos_seconds"],
+         statistics.fmean(x["lanczos"]["rel_error"] for x in r["per_seed"])),
+        ("Lanczos, self-stopping at tol=1e-3", s["lanczos_tol_matvecs"],
+         statistics.fmean(x["lanczos_tol"]["seconds"] for x in r["per_seed"]), s["lanczos_tol_rel_error"]),
         ("power iteration, tol=1e-3 (PyHessian)", s["power_matvecs"], s["power_seconds"], s["power_rel_error"]),
         ("power iteration, first step within 1e-3", s["power_first_within_target"], float("nan"), float("nan")),
     ]
