@@ -57,18 +57,18 @@ def closest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
 
 
-def _parse(text: str, kind: Any, key: str) -> Any:
+def parse_value(text: str, kind: Any, key: str) -> Any:
     """Parse one ``--set`` value to the annotated type ``kind``."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null") and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _parse(text, inner[0], key)
+        return parse_value(text, inner[0], key)
     if origin is tuple:
         item = args[0]
         parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-        return tuple(_parse(p.strip(), item, key) for p in parts)
+        return tuple(parse_value(p.strip(), item, key) for p in parts)
     if kind is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -117,5 +117,5 @@ def apply_overrides(config: Any, overrides: Mapping[str, str] | Iterable[str]) -
             raise UnknownNameError(
                 f"unknown config key {key!r}{closest(key, names)}; valid keys: {', '.join(names)}"
             )
-        changes[key] = _parse(str(text), hints[key], key)
+        changes[key] = parse_value(str(text), hints[key], key)
     return dataclasses.replace(config, **changes)

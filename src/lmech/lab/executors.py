@@ -252,16 +252,14 @@ def _busy(key: str, holder: dict) -> PointOutcome:
 
 
 def _save_point(folder: Path, task: PointTask, law: Any, result: Any, seconds: float) -> Path:
-    """``save_run`` into a staging folder, add the sweep's columns and metadata, rename to ``<key>/``."""
+    """``save_run`` (with the sweep's columns and metadata) into a staging folder, rename to ``<key>/``."""
     scalars = {k: v for k, v in task.values.items() if isinstance(v, (bool, int, float, str))}
     extra = {"sweep": task.sweep, "point": task.key, **scalars}
     result = dataclasses.replace(result, metrics=Records({**extra, **row} for row in result.metrics.rows))
     staging = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{task.key}-", dir=folder))
     try:
-        run_dir = save_run(staging, law, task.config, result, preset=task.preset)
-        meta = json.loads((run_dir / "config.json").read_text())
-        meta["sweep"] = {"name": task.sweep, "point": task.key, "values": task.values, "seconds": seconds, "host": HOST}
-        (run_dir / "config.json").write_text(json.dumps(meta, indent=2, default=float))
+        sweep = {"name": task.sweep, "point": task.key, "values": task.values, "seconds": seconds, "host": HOST}
+        run_dir = save_run(staging, law, task.config, result, preset=task.preset, extra={"sweep": sweep})
         with _critical():  # a stop now waits until the point is in place and tidied
             os.rename(run_dir, folder / task.key)
             shutil.rmtree(staging, ignore_errors=True)

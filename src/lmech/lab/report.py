@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .store import load_run
 
-_STYLE = """
+STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.5rem}table{border-collapse:collapse;width:100%;margin:1rem 0}
 td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;font-size:.9rem}
@@ -19,7 +19,8 @@ pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem}img{max-widt
 """
 
 
-def _fmt(value: float) -> str:
+def format_value(value: float) -> str:
+    """A number to 4 significant digits, anything else HTML-escaped (report tables)."""
     return f"{value:.4g}" if isinstance(value, (int, float)) else html.escape(str(value))
 
 
@@ -35,7 +36,7 @@ def write_report(run_dir: Path | str) -> Path:
     n_pass = sum(c["passed"] for c in checks)
     verdict = "PASS" if n_pass == len(checks) else "FAIL"
     rows = "".join(
-        f"<tr><td>{html.escape(c['name'])}</td><td>{_fmt(c['measured'])}</td><td>{_fmt(c['predicted'])}</td>"
+        f"<tr><td>{html.escape(c['name'])}</td><td>{format_value(c['measured'])}</td><td>{format_value(c['predicted'])}</td>"
         f"<td>{html.escape(c['rule'])}</td><td class={'pass' if c['passed'] else 'fail'}>"
         f"{'pass' if c['passed'] else 'FAIL'}</td></tr>"
         for c in checks
@@ -45,10 +46,10 @@ def write_report(run_dir: Path | str) -> Path:
         f'{base64.b64encode(p.read_bytes()).decode()}"></figure>'
         for p in sorted(run_dir.glob("*.png"))
     )
-    summary = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in meta.get("summary", {}).items())
+    summary = "".join(f"<tr><td>{html.escape(k)}</td><td>{format_value(v)}</td></tr>" for k, v in meta.get("summary", {}).items())
     refs = "".join(f"<li>{html.escape(r)}</li>" for r in meta.get("references", []))
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>{html.escape(meta['law'])} · {html.escape(meta['run_id'])}</title><style>{_STYLE}</style></head><body>
+<title>{html.escape(meta['law'])} · {html.escape(meta['run_id'])}</title><style>{STYLE}</style></head><body>
 <h1>{html.escape(meta.get('title', meta['law']))}</h1>
 <p><code>{html.escape(meta['law'])}</code> · run <code>{html.escape(meta['run_id'])}</code> ·
 preset {html.escape(str(meta.get('preset')))} · seed {html.escape(str(meta.get('seed')))} · {html.escape(meta['created'])}</p>

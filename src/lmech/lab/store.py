@@ -63,7 +63,8 @@ def ensure_writable(root: Path) -> Path:
     return root
 
 
-def save_run(root: Path | str, law: Any, config: Any, result: Any, *, preset: str | None = None) -> Path:
+def save_run(root: Path | str, law: Any, config: Any, result: Any, *, preset: str | None = None,
+             extra: dict[str, Any] | None = None) -> Path:
     """Write one law run to ``root/<law>/<run-id>/`` atomically and return the final folder.
 
     Args:
@@ -72,6 +73,7 @@ def save_run(root: Path | str, law: Any, config: Any, result: Any, *, preset: st
         config: its resolved config dataclass.
         result: the :class:`~lmech.laws.LawResult`.
         preset: ``"quick"``, ``"full"`` or ``None`` (the standard setting), recorded in the config.
+        extra: more entries for ``config.json`` (a sweep records its name and point there).
 
     Raises:
         StoreError: if the folder cannot be written.
@@ -91,7 +93,7 @@ def save_run(root: Path | str, law: Any, config: Any, result: Any, *, preset: st
             "statement": law.statement, "references": [str(r) for r in law.references],
             "preset": preset, "seed": getattr(config, "seed", None), "config": config_dict,
             "created": now.isoformat(timespec="seconds"), "versions": versions(),
-            "passed": bool(result.passed), "summary": result.summary,
+            "passed": bool(result.passed), "summary": result.summary, **(extra or {}),
         }
         (tmp / "config.json").write_text(json.dumps(meta, indent=2, default=float))
         pq.write_table(result.metrics.to_arrow(run_id=run_id, law=law.name), tmp / "metrics.parquet")

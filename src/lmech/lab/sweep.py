@@ -34,7 +34,7 @@ from ..errors import ConfigError, StoreError
 from ..laws import get_law, list_laws
 from ..progress import NO_PROGRESS, Progress
 from .executors import EXECUTORS, PointOutcome, PointTask, is_finished, tidy
-from .report import _STYLE, _fmt
+from .report import STYLE, format_value
 from .store import TMP_PREFIX, ensure_writable, load_run
 from .sweep_spec import Point, SweepSpec, dump_spec, load_spec, resolve_points
 
@@ -203,7 +203,7 @@ def write_sweep_report(folder: Path | str, spec: SweepSpec, points: list[Point])
     for row, trace in zip(rows, tracebacks):
         key = html.escape(row["point"])
         cells = [f'<a href="{key}/report.html"><code>{key}</code></a>' if row["status"] == "finished" else f"<code>{key}</code>"]
-        cells += [_fmt(row[k]) if not isinstance(row[k], list) else html.escape(str(row[k])) for k in swept]
+        cells += [format_value(row[k]) if not isinstance(row[k], list) else html.escape(str(row[k])) for k in swept]
         verdict = {None: "", True: "<span class=pass>PASS</span>", False: "<span class=fail>FAIL</span>"}[row["passed"]]
         checks = "" if row["checks_total"] is None else f"{row['checks_passed']}/{row['checks_total']}"
         seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f}"
@@ -216,7 +216,7 @@ def write_sweep_report(folder: Path | str, spec: SweepSpec, points: list[Point])
     n_pass = sum(bool(r["passed"]) for r in rows)
     header = "".join(f"<th>{html.escape(h)}</th>" for h in ["point", *swept, "status", "verdict", "checks", "seconds", "error"])
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>sweep {html.escape(spec.name)}</title><style>{_STYLE}</style></head><body>
+<title>sweep {html.escape(spec.name)}</title><style>{STYLE}</style></head><body>
 <h1>Sweep {html.escape(spec.name)}</h1>
 <p>law <code>{html.escape(spec.law)}</code> · preset {html.escape(str(spec.preset))} · {len(rows)} points:
 {counts['finished']} finished ({n_pass} pass every check), {counts['failed']} failed, {counts['pending']} not run{

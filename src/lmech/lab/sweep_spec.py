@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import _parse as parse_text
 from ..config import closest, require, to_dict, valid_seed
+from ..config import parse_value as parse_text
 from ..errors import ConfigError, UnknownNameError
 from ..laws import get_law
 from .store import config_hash
