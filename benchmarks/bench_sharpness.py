@@ -44,16 +44,12 @@ from torch import Tensor, nn
 from lmech.data import load_digits
 from lmech.measure import HessianOperator, lanczos, power_iteration
 from lmech.models import mlp
+from lmech.train import half_mse
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_sharpness.json"
 TARGET_RTOL = 1e-3  # the accuracy both methods are asked for
 REFERENCE_TOL = 1e-10
 TINY_TOL = 1e-14  # a Lanczos tolerance it never meets, so it spends exactly its budget
-
-
-def half_mse(outputs: Tensor, targets: Tensor) -> Tensor:
-    """``½‖f(x) − y‖²`` summed over outputs, mean over examples."""
-    return 0.5 * ((outputs - targets) ** 2).sum(1).mean()
 
 
 class Recorder:

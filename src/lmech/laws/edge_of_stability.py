@@ -19,6 +19,7 @@ from ..models.mlp import ACTIVATIONS, mlp
 from ..progress import NO_PROGRESS, Progress
 from ..theory.stability import stability_threshold
 from ..train import Records, SharpnessMonitor, TrainConfig, gradient_flow, train
+from ..train.losses import half_mse
 from .base import Check, Law, LawResult, Reference
 from .plots import edge_of_stability_figure
 from .registry import register
@@ -28,11 +29,6 @@ EDGE_REL_TOL = 0.10  # (b) median sharpness after reaching 2/η, relative to 2/�
 LOSS_FALL_RATIO = 0.5  # (c) worst loss over the last half of training, relative to the initial loss
 FLOW_REL_TOL = 0.05  # (d) GD loss vs gradient-flow loss before reaching 2/η, relative
 MIN_POINTS_AFTER = 5  # (b) needs at least this many sharpness measurements after reaching 2/η
-
-
-def half_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``½‖f(x) − y‖²`` summed over outputs, mean over examples (Cohen et al.'s square loss)."""
-    return 0.5 * ((outputs - targets) ** 2).sum(dim=1).mean()
 
 
 @dataclass(frozen=True, kw_only=True)

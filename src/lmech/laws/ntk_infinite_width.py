@@ -36,8 +36,8 @@ from ..models.ntk import ntk_mlp
 from ..progress import NO_PROGRESS, Progress
 from ..theory.ntk_kernels import infinite_width_kernels
 from ..train import Records, TrainConfig, train
+from ..train.losses import half_mse
 from .base import Check, Law, LawResult, Reference
-from .edge_of_stability import half_mse
 from .plots_ntk import ntk_infinite_width_figure
 from .registry import register
 

@@ -7,11 +7,12 @@ from .loop import Monitor as Monitor
 from .loop import TrainConfig as TrainConfig
 from .loop import make_optimizer as make_optimizer
 from .loop import train as train
+from .losses import half_mse as half_mse
 from .monitors import LossMonitor as LossMonitor
 from .monitors import SharpnessMonitor as SharpnessMonitor
 from .records import Records as Records
 
 __all__ = [
     "OPTIMIZERS", "LossMonitor", "Monitor", "Records", "SharpnessMonitor", "TrainConfig",
-    "gradient_flow", "make_optimizer", "train", "train_ensemble",
+    "gradient_flow", "half_mse", "make_optimizer", "train", "train_ensemble",
 ]
