@@ -136,8 +136,8 @@ def _verify(model: nn.Module, layers: list[nn.Linear], x: Tensor) -> None:
         rows.append(torch.stack([torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                                             for g, p in zip(gk, params)]) for gk in grads]))
     exact = torch.einsum("akp,bkp->ab", torch.stack(rows), torch.stack(rows))
-    fast = _structured_block(layers, _linear_features(model, layers, probe), _linear_features(model, layers, probe),
-                             "trace")
+    features = _linear_features(model, layers, probe)
+    fast = _structured_block(layers, features, features, "trace")
     scale = float(exact.abs().max())
     # Both sides sum num_params products: rounding grows like √P·eps (a random walk); the defects this
     # catches are O(1) relative.
