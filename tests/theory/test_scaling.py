@@ -10,10 +10,12 @@ from lmech.errors import ConfigError
 from lmech.theory import (
     chinchilla_init_grid,
     chinchilla_loss,
+    compute_equivalent_factor,
     compute_optimal,
     fit_approach2,
     fit_chinchilla,
     fit_power_law,
+    frontier_loss,
 )
 from lmech.theory.scaling import _batched_lbfgs, _HuberLogSumExp, _to_internal
 
@@ -238,3 +240,37 @@ def test_bad_input_names_the_value(call, message):
     with pytest.raises(ConfigError) as info:
         call()
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("constants", [BESIROGLU, {"E": 0.6, "A": 60.0, "B": 200.0, "alpha": 0.3, "beta": 0.33},
+                                       {"E": 2.7, "A": 2e5, "B": 1.3e3, "alpha": 0.67, "beta": 0.35}])
+def test_frontier_loss_is_the_minimum_over_model_sizes(constants):
+    """L*(C) against a brute-force minimum of L(N, C/6N) over a fine grid of N."""
+    for compute in (1e19, 3e21, 1e24):
+        n = np.geomspace(1e5, 1e14, 200_001)
+        brute = chinchilla_loss(n, compute / (6 * n), **constants).min()
+        assert frontier_loss(compute, **constants) == pytest.approx(brute, rel=1e-9)
+
+
+@pytest.mark.parametrize("ratio", [0.97, 0.995, 1.004, 1.02])
+def test_compute_equivalent_factor_inverts_the_frontier(ratio):
+    """The factor f moves the frontier's loss by exactly the error ratio: L*(C·f^±1) = L*(C)·L̂/L."""
+    k = dict(BESIROGLU)
+    c = np.array([1e20, 2e21, 5e22])
+    measured = np.array([2.5, 2.3, 2.1])
+    f = compute_equivalent_factor(measured * ratio, measured, c, **k)
+    assert np.all(f >= 1)
+    moved = frontier_loss(c * f ** (-1 if ratio > 1 else 1), **k)  # a higher loss is reached with less compute
+    np.testing.assert_allclose(moved, frontier_loss(c, **k) * ratio, rtol=1e-10)
+    exact = compute_equivalent_factor(measured, measured, c, **k)
+    np.testing.assert_array_equal(exact, 1.0)
+
+
+def test_compute_equivalent_factor_is_infinite_below_the_irreducible_loss():
+    k = dict(BESIROGLU)
+    c = np.array([1e21])
+    star = frontier_loss(c, **k)
+    f = compute_equivalent_factor(np.array([0.9 * k["E"]]), star, c, **k)  # no budget reaches a loss below E
+    assert np.isinf(f).all()
+    with pytest.raises(ConfigError, match="predicted must be finite and > 0"):
+        compute_equivalent_factor(np.array([-1.0]), star, c, **k)

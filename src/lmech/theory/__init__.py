@@ -20,10 +20,12 @@ from .scaling import ChinchillaFit as ChinchillaFit
 from .scaling import PowerLawFit as PowerLawFit
 from .scaling import chinchilla_init_grid as chinchilla_init_grid
 from .scaling import chinchilla_loss as chinchilla_loss
+from .scaling import compute_equivalent_factor as compute_equivalent_factor
 from .scaling import compute_optimal as compute_optimal
 from .scaling import fit_approach2 as fit_approach2
 from .scaling import fit_chinchilla as fit_chinchilla
 from .scaling import fit_power_law as fit_power_law
+from .scaling import frontier_loss as frontier_loss
 from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
@@ -48,10 +50,12 @@ __all__ = [
     "PowerLawFit",
     "chinchilla_init_grid",
     "chinchilla_loss",
+    "compute_equivalent_factor",
     "compute_optimal",
     "fit_approach2",
     "fit_chinchilla",
     "fit_power_law",
+    "frontier_loss",
     "gd_quadratic_trajectory",
     "stability_threshold",
 ]

@@ -35,8 +35,8 @@ import numpy as np
 from ..config import require
 
 __all__ = [
-    "Approach2Fit", "ChinchillaFit", "PowerLawFit", "chinchilla_init_grid", "chinchilla_loss", "compute_optimal",
-    "fit_approach2", "fit_chinchilla", "fit_power_law",
+    "Approach2Fit", "ChinchillaFit", "PowerLawFit", "chinchilla_init_grid", "chinchilla_loss", "compute_equivalent_factor",
+    "compute_optimal", "fit_approach2", "fit_chinchilla", "fit_power_law", "frontier_loss",
 ]
 
 CONSTANTS = ("E", "A", "B", "alpha", "beta")
@@ -108,6 +108,84 @@ def compute_optimal(compute, *, A: float, B: float, alpha: float, beta: float) -
     require(bool(np.all(np.isfinite(c) & (c > 0))), f"compute must be finite and > 0 FLOP, got {c.min()!r}")
     g = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     return g * (c / 6.0) ** (beta / (alpha + beta)), (c / 6.0) ** (alpha / (alpha + beta)) / g
+
+
+def frontier_loss(compute, *, E: float, A: float, B: float, alpha: float, beta: float) -> np.ndarray:
+    """The loss of the compute-optimal model at budget ``C``: ``L*(C) = L(N_opt(C), D_opt(C))``.
+
+    .. math::
+
+        L^*(C) = E + \\Big(1 + \\frac{\\alpha}{\\beta}\\Big) A\\, N_{opt}(C)^{-\\alpha}
+               = E + K C^{-\\gamma}, \\qquad \\gamma = \\frac{\\alpha\\beta}{\\alpha+\\beta},
+
+    since at the optimum ``β B D^{−β} = α A N^{−α}`` and both terms fall as ``C^{−γ}``.
+
+    Args:
+        compute: budgets ``C`` in FLOP, any shape.
+        E, A, B, alpha, beta: the constants (``A, B, alpha, beta > 0``).
+
+    Returns:
+        ``L*(C)``, of the shape of ``compute``.
+
+    Raises:
+        ConfigError: as :func:`compute_optimal`.
+
+    Source:
+        Hoffmann et al. (2022), arXiv:2203.15556, eqs. (2) and (4).
+
+    >>> round(float(frontier_loss(6e20, E=1.0, A=400.0, B=400.0, alpha=0.5, beta=0.5)), 12)
+    1.008
+    """
+    n_opt, d_opt = compute_optimal(compute, A=A, B=B, alpha=alpha, beta=beta)
+    return chinchilla_loss(n_opt, d_opt, E=E, A=A, B=B, alpha=alpha, beta=beta)
+
+
+def compute_equivalent_factor(predicted, measured, compute, *, E: float, A: float, B: float, alpha: float,
+                              beta: float) -> np.ndarray:
+    """A loss error expressed as compute: the factor by which the budget must change, along the fitted
+    compute-optimal frontier, to change the loss by the ratio the prediction missed by.
+
+    .. math::
+
+        f = \\max\\Big(\\frac{C'}{C}, \\frac{C}{C'}\\Big), \\qquad
+        L^*(C') = L^*(C)\\,\\frac{\\hat L}{L}
+        \\;\\Longleftrightarrow\\;
+        \\frac{C'}{C} = \\Big(\\frac{L^*(C) - E}{L^*(C)\\,\\hat L / L - E}\\Big)^{1/\\gamma}, \\quad
+        \\gamma = \\frac{\\alpha\\beta}{\\alpha+\\beta}
+
+    with :func:`frontier_loss` ``L*(C) = E + K C^{−γ}``; ``f = ∞`` when ``L*(C) L̂/L ≤ E`` (no budget reaches
+    that loss). ``f = 2`` means the error equals what doubling (or halving) the compute changes near ``C``:
+    the law could not tell this run from one with twice its budget. Unlike a relative error it compares
+    datasets whose losses are on different scales or fall at different rates.
+
+    Args:
+        predicted: ``L̂``, the law's loss for each run, shape ``(n,)``, > 0.
+        measured: ``L``, the observed loss, shape ``(n,)``, > 0.
+        compute: each run's budget ``C`` in FLOP (``6ND``), shape ``(n,)``, > 0.
+        E, A, B, alpha, beta: the fitted constants that define the frontier.
+
+    Returns:
+        ``f ≥ 1`` per run, shape ``(n,)`` (dimensionless, a factor of compute).
+
+    Raises:
+        ConfigError: for values that are not finite and > 0, or unequal lengths.
+
+    A prediction that is off by the loss of the frontier at half the budget is off by a factor 2:
+
+    >>> k = dict(E=1.0, A=400.0, B=400.0, alpha=0.5, beta=0.5)
+    >>> c = np.array([6e20])
+    >>> round(float(compute_equivalent_factor(frontier_loss(c / 2, **k), frontier_loss(c, **k), c, **k)[0]), 9)
+    2.0
+    """
+    c = _positive_1d("compute", compute)
+    y_hat, y = _positive_1d("predicted", predicted, c.size), _positive_1d("measured", measured, c.size)
+    require(np.isfinite(E) and E > 0, f"E must be finite and > 0, got {E!r}")
+    star = frontier_loss(c, E=E, A=A, B=B, alpha=alpha, beta=beta)
+    target = star * y_hat / y
+    reachable = target > E
+    ratio = (star - E) / np.where(reachable, target - E, 1.0)
+    log_f = np.abs(np.log(ratio)) * (alpha + beta) / (alpha * beta)
+    return np.where(reachable, np.exp(log_f), np.inf)
 
 
 # --- the batched Huber objective on log loss and a batched L-BFGS -------------------------------------------------
@@ -313,6 +391,17 @@ class ChinchillaFit:
     def compute_optimal(self, compute) -> tuple[np.ndarray, np.ndarray]:
         """:func:`compute_optimal` with these constants: ``(n_opt, d_opt)`` at budgets ``compute`` (FLOP)."""
         return compute_optimal(compute, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
+
+    def frontier_loss(self, compute) -> np.ndarray:
+        """:func:`frontier_loss` with these constants: the compute-optimal loss at budgets ``compute`` (FLOP)."""
+        return frontier_loss(compute, E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
+
+    def compute_equivalent_factor(self, n_params, tokens, loss) -> np.ndarray:
+        """:func:`compute_equivalent_factor` of this fit's prediction for runs ``(N, D)`` against their
+        observed ``loss``, at budgets ``C = 6ND``."""
+        n, d = np.asarray(n_params, dtype=np.float64), np.asarray(tokens, dtype=np.float64)
+        return compute_equivalent_factor(self.predict(n, d), loss, 6.0 * n * d, E=self.E, A=self.A, B=self.B,
+                                         alpha=self.alpha, beta=self.beta)
 
 
 def _allocation_exponents(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
