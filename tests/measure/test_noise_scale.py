@@ -120,3 +120,13 @@ def test_zero_gradient_means_infinite_noise_scale():
     y = torch.tensor([[1.0], [-1.0]], dtype=torch.float64) * 0.0
     with pytest.raises(ConfigError, match="infinite"):
         gradient_noise_scale(model, half_mse, x, y)
+
+
+def test_a_loss_vmap_cannot_batch_gets_a_clear_error(digits_problem):
+    model, x, y = digits_problem
+
+    def one_hot_mse(out, labels):
+        return 0.5 * ((out - torch.nn.functional.one_hot(labels, 10).to(out.dtype)) ** 2).sum(-1).mean()
+
+    with pytest.raises(ConfigError, match="pass one-hot targets instead"):
+        per_example_gradients(model, one_hot_mse, x[:8], y[:8])

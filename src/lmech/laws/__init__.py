@@ -1,6 +1,7 @@
 """The catalog of laws. Importing this package registers every law."""
 
 from . import chinchilla_extrapolation as _chinchilla_extrapolation  # noqa: F401 - registers the law
+from . import critical_batch_size as _critical_batch_size  # noqa: F401 - registers the law
 from . import deep_linear_modes as _deep_linear_modes  # noqa: F401 - registers the law
 from . import edge_of_stability as _edge_of_stability  # noqa: F401 - registers the law
 from . import eigenlearning as _eigenlearning  # noqa: F401 - registers the law

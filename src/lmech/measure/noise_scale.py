@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from ..config import require
+from ..errors import ConfigError
 from .hessian import HessianOperator, LossFn, check_eval_mode
 
 __all__ = ["NoiseScale", "TwoBatchEstimate", "gradient_noise_scale", "per_example_gradients",
@@ -72,7 +73,8 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
         ``model.named_parameters()``; the parameters' dtype.
 
     Raises:
-        ConfigError: for mismatched or empty inputs and targets, or a model without trainable parameters.
+        ConfigError: for mismatched or empty inputs and targets, a model without trainable parameters, or a
+            model or loss that ``vmap`` cannot batch (``.item()``, value-dependent branches, ``F.one_hot``).
         TrainModeError: for dropout or BatchNorm in training mode (unless allowed).
     """
     check_eval_mode(model, allow_train_mode)
@@ -83,7 +85,15 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
     def one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         return loss_fn(functional_call(model, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
 
-    grads = vmap(grad(one), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, inputs, targets)
+    try:
+        grads = vmap(grad(one), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, inputs, targets)
+    except RuntimeError as exc:
+        if "vmap" not in str(exc):
+            raise
+        raise ConfigError(
+            "the model or loss_fn cannot be vectorised over examples with torch.func.vmap (it calls .item(), "
+            "branches on values, or uses an op such as F.one_hot that vmap does not batch); rewrite it without "
+            f"them, e.g. pass one-hot targets instead of class indices ({str(exc).splitlines()[0][:120]})") from exc
     return torch.cat([grads[n].reshape(len(inputs), -1) for n in params], dim=1)
 
 
