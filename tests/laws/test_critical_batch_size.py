@@ -7,8 +7,9 @@ import torch
 
 from lmech.errors import ConfigError
 from lmech.laws import get_law
-from lmech.laws.critical_batch_size import best_steps, half_squared_error, noise_scale_at, sgd_to_target
+from lmech.laws.critical_batch_size import best_steps, noise_scale_at, sgd_to_target
 from lmech.models import mlp
+from lmech.train.stacked import half_squared_error
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ from ..models import mlp
 from ..progress import NO_PROGRESS, Progress
 from ..theory.batch_size import TradeoffFit, fit_steps_examples_tradeoff
 from ..train.records import Records
+from ..train.stacked import StackedMLP, half_squared_error
 from .base import Check, Law, LawResult, Reference
 from .plots_batch_size import critical_batch_size_figure
 from .registry import register
@@ -105,11 +106,6 @@ class CriticalBatchSizeConfig:
         valid_seed(self.seed)
 
 
-def half_squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
-    """``½ ‖f(x) − y‖²`` summed over outputs, averaged over the batch (one-hot ``targets``)."""
-    return 0.5 * ((outputs - targets) ** 2).sum(-1).mean()
-
-
 @dataclass(frozen=True)
 class Sweep:
     """Steps to the target for every learning rate at one batch size and seed.
@@ -124,62 +120,37 @@ class Sweep:
     crossing: list[Tensor | None]
 
 
-def _stacked(models) -> tuple[list[Tensor], list[Tensor]]:
-    layers = [[m for m in model if isinstance(m, torch.nn.Linear)] for model in models]
-    weights = [torch.stack([ls[i].weight.detach().T for ls in layers]).clone() for i in range(len(layers[0]))]
-    biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers]).clone() for i in range(len(layers[0]))]
-    return weights, biases
-
-
-def _forward(weights: list[Tensor], biases: list[Tensor], x: Tensor) -> Tensor:
-    h = x.expand(len(weights[0]), *x.shape)
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        h = torch.baddbmm(b, h, w)
-        if i < len(weights) - 1:
-            h = torch.tanh(h)
-    return h
-
-
 def sgd_to_target(x: Tensor, y: Tensor, lrs, batch_size: int, *, target: float, width: int, seed: int,
                   max_steps: int) -> Sweep:
     """Plain SGD from one initialisation at every learning rate at once (batched matrix products), batches
     of ``batch_size`` drawn with replacement and shared by all learning rates; steps to ``target`` each."""
-    models = [mlp(x.shape[1], [width], y.shape[1], activation="tanh", seed=seed) for _ in lrs]
-    weights, biases = _stacked(models)
-    leaves = [*weights, *biases]
+    net = StackedMLP([mlp(x.shape[1], [width], y.shape[1], activation="tanh", seed=seed) for _ in lrs])
     lr = torch.tensor(lrs, dtype=x.dtype).view(-1, 1, 1)
     gen = torch.Generator().manual_seed(10_000 + seed * 4099 + batch_size)
     members = len(lrs)
     steps = np.full(members, np.inf)
     crossing: list[Tensor | None] = [None] * members
     alive = torch.ones(members, dtype=torch.bool)
-
-    def full_loss() -> Tensor:
-        with torch.no_grad():
-            return 0.5 * ((_forward(weights, biases, x) - y) ** 2).sum(-1).mean(-1)
-
-    previous, previous_step, next_eval = full_loss(), 0, 1
+    with torch.no_grad():
+        previous = net.losses(x, y)
+    previous_step, next_eval = 0, 1
     for step in range(1, max_steps + 1):
         idx = torch.randint(0, len(x), (batch_size,), generator=gen)
-        for leaf in leaves:
-            leaf.requires_grad_(True)
-        out = _forward(weights, biases, x[idx])
-        loss = 0.5 * ((out - y[idx]) ** 2).sum(-1).mean(-1)
-        grads = torch.autograd.grad(loss.sum(), leaves)
+        grads = net.gradients(x[idx], y[idx])
         with torch.no_grad():
-            for leaf, g in zip(leaves, grads):
-                leaf.requires_grad_(False)
-                leaf -= lr * torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+            for leaf, g in zip(net.leaves, grads):
+                leaf -= lr * g
         if step < next_eval:
             continue
-        current = full_loss()
+        with torch.no_grad():
+            current = net.losses(x, y)
         alive &= torch.isfinite(current) & (current < 1e6)
         for m in range(members):
             if math.isinf(steps[m]) and alive[m] and current[m] <= target:
                 a, b = math.log(float(previous[m])), math.log(max(float(current[m]), 1e-300))
                 frac = (a - math.log(target)) / (a - b) if a > b else 1.0
                 steps[m] = previous_step + min(max(frac, 0.0), 1.0) * (step - previous_step)
-                crossing[m] = torch.cat([t[m].reshape(-1) for t in (*_interleave(weights, biases),)]).double()
+                crossing[m] = net.member_vector(m)
         previous, previous_step = current, step
         next_eval = step + max(1, int(step * EVAL_GAP))
         done = np.isfinite(steps) | ~alive.numpy()
@@ -187,14 +158,6 @@ def sgd_to_target(x: Tensor, y: Tensor, lrs, batch_size: int, *, target: float, 
         if done.all() or (np.isfinite(best) and step > SLOWER * best):
             break
     return Sweep(steps, crossing)
-
-
-def _interleave(weights: list[Tensor], biases: list[Tensor]) -> list[Tensor]:
-    """Per layer: the weight as ``nn.Linear`` stores it (transposed back) then the bias, for ``parameters()``."""
-    out = []
-    for w, b in zip(weights, biases):
-        out += [w.transpose(1, 2), b[:, 0]]
-    return out
 
 
 def noise_scale_at(flat: Tensor, x: Tensor, y: Tensor, width: int, num_probes: int, seed: int) -> NoiseScale:

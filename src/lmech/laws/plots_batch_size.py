@@ -59,3 +59,29 @@ def critical_batch_size_figure(batch_sizes: Sequence[int], lrs: Sequence[float],
     right.set_title("learning-rate tuning at each batch size (circled: best)", fontsize=10)
     right.legend(fontsize=7, ncol=2)
     return fig
+
+
+def scaling_rules_figure(batch_sizes: Sequence[int], ratio: dict[str, dict[int, float]], b_noise: dict[str, float],
+                         tolerance: float, base_batch: int) -> Figure:
+    """Final loss relative to the base batch's, ``mean_seeds L(B)/L(B₀)``, against ``B`` for SGD with ``η ∝ B``,
+    Adam with the square-root rule and Adam with the linear rule; the ±tolerance band shaded; ``B_noise/4``
+    (dotted) and ``B_noise`` (dashed) of SGD's and Adam's base runs marked."""
+    fig = Figure(figsize=(8, 5), constrained_layout=True)
+    ax = fig.subplots()
+    bs = np.asarray(sorted(batch_sizes), dtype=float)
+    ax.axhspan(1 - tolerance, 1 + tolerance, color="0.9", label=f"±{tolerance:.0%} of the base batch's loss")
+    styles = {"sgd-linear": ("tab:blue", "o-", "SGD, η ∝ B"), "adam-sqrt": ("tab:green", "s-", "Adam, square-root rule"),
+              "adam-linear": ("tab:red", "^--", "Adam, linear rule")}
+    for rule, (colour, fmt, label) in styles.items():
+        ax.plot(bs, [ratio[rule][int(b)] for b in bs], fmt, color=colour, ms=5, label=label)
+    for rule, colour in (("sgd-linear", "tab:blue"), ("adam-sqrt", "tab:green")):
+        value = b_noise[rule]
+        if np.isfinite(value):
+            ax.axvline(value / 4, color=colour, ls=":", lw=1)
+            ax.axvline(value, color=colour, ls="--", lw=1, label=f"B_noise/4 and B_noise, {styles[rule][2].split(',')[0]}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"batch size B (base B₀ = {base_batch}; same number of epochs for every run)")
+    ax.set_ylabel("final training loss L(B) / L(B₀), mean over seeds")
+    ax.set_title("scaling rules: which learning rate keeps training the same as B grows", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
