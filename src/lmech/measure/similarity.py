@@ -1,0 +1,371 @@
+"""Representation similarity: CKA (linear, debiased, RBF), mutual nearest neighbours, CKNNA, the CCA family
+and the orthogonal Procrustes distance.
+
+Every function compares two representations of the *same* ``n`` inputs, ``X`` of shape ``(n, d1)`` and ``Y`` of
+shape ``(n, d2)`` (torch tensors or NumPy arrays; rows are examples), and returns a Python float. Inputs are
+validated first: different ``n``, fewer examples than the estimator needs, NaN or infinite entries raise
+:class:`~lmech.errors.ConfigError` naming the problem. Computation runs in the inputs' floating dtype (float32
+stays float32 for speed; integers become float64); pass float64 for reference values.
+
+Conventions:
+
+* *Centring* ``H = I − 11ᵀ/n``; linear CKA centres the features, which equals centring the Gram matrices.
+* *Scores* (CKA, mutual kNN, CKNNA, CCA) are 1 for a representation compared with itself; the Procrustes
+  *distance* is 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+__all__ = ["cca_correlations", "cknna", "linear_cka", "mean_squared_cca", "mutual_knn", "procrustes_distance",
+           "pwcca", "rbf_cka", "svcca"]
+
+CHUNK = 2048  # rows of the n × n similarity matrix held at once by the nearest-neighbour measures
+
+
+def _as_tensor(name: str, a) -> Tensor:
+    t = a if isinstance(a, Tensor) else torch.as_tensor(np.asarray(a))
+    if t.ndim != 2:
+        raise ConfigError(f"{name} must be 2-D (examples × features), got shape {tuple(t.shape)}; "
+                          "flatten each example's features first (e.g. x.reshape(len(x), -1))")
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    t = t.detach()
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ConfigError(f"{name} has a non-finite entry ({float(t[row, col])}) at row {row}, column {col}; "
+                          "drop that example or fix the representation")
+    return t
+
+
+def _pair(x, y, min_n: int, estimator: str) -> tuple[Tensor, Tensor]:
+    x, y = _as_tensor("X", x), _as_tensor("Y", y)
+    if len(x) != len(y):
+        raise ConfigError(f"X and Y must hold the same examples in the same order: X has {len(x)} rows, Y {len(y)}")
+    if len(x) < min_n:
+        raise ConfigError(f"{estimator} needs at least {min_n} examples, got {len(x)}")
+    dtype = torch.promote_types(x.dtype, y.dtype)
+    return x.to(dtype), y.to(dtype)
+
+
+def _centre(x: Tensor) -> Tensor:
+    return x - x.mean(dim=0, keepdim=True)
+
+
+def _unbiased_dot(xty_sq: Tensor, diag_x: Tensor, diag_y: Tensor, n: int) -> Tensor:
+    """``n(n−3)·HSIC_u`` for linear kernels of centred features, from ``‖YᵀX‖²_F = tr(KL)`` and the Grams'
+    diagonals (Song et al. 2012, eq. (5), with ``1ᵀK1 = 0`` after centring)."""
+    return (xty_sq - n / (n - 2) * (diag_x @ diag_y)
+            + diag_x.sum() * diag_y.sum() / ((n - 1) * (n - 2)))
+
+
+def linear_cka(x, y, *, debiased: bool = False) -> float:
+    """Linear centred kernel alignment.
+
+    .. math::
+
+        \\mathrm{CKA}(X, Y) = \\frac{\\mathrm{HSIC}(K, L)}{\\sqrt{\\mathrm{HSIC}(K, K)\\,\\mathrm{HSIC}(L, L)}}
+        = \\frac{\\|\\tilde Y^\\top \\tilde X\\|_F^2}{\\|\\tilde X^\\top \\tilde X\\|_F\\, \\|\\tilde Y^\\top \\tilde Y\\|_F},
+        \\qquad K = XX^\\top,\\ L = YY^\\top,
+
+    with ``X̃, Ỹ`` the column-centred features (the feature-space form costs ``O(n d²)``, not ``O(n²)``).
+    ``debiased=True`` replaces each HSIC by the unbiased estimator of Song et al. (2012),
+    ``[tr(K̃L̃) + 1ᵀK̃1·1ᵀL̃1/((n−1)(n−2)) − 2·1ᵀK̃L̃1/(n−2)] / (n(n−3))`` with ``K̃, L̃`` the Grams with zeroed
+    diagonals, as Kornblith et al. do; it can be slightly negative for unrelated representations.
+
+    Args:
+        x: shape ``(n, d1)``; y: shape ``(n, d2)``.
+        debiased: use the unbiased HSIC estimator.
+
+    Returns:
+        CKA in ``[0, 1]`` (biased) — 1 for ``Y = c·X·Q`` with ``Q`` orthogonal, ``c ≠ 0``.
+
+    Raises:
+        ConfigError: different ``n``; ``n < 2`` (``n < 4`` debiased); non-finite entries; a representation
+            that is constant over the examples (its HSIC with itself is 0).
+
+    Source:
+        Kornblith, Norouzi, Lee, Hinton (2019), arXiv:1905.00414, eqs. (3)-(4) and §3; Song, Smola, Gretton,
+        Bedo, Borgwardt (2012), JMLR 13, eq. (5).
+
+    >>> x = torch.randn(50, 8, dtype=torch.float64)
+    >>> round(linear_cka(x, 3 * x @ torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))[0]), 12)
+    1.0
+    """
+    x, y = _pair(x, y, 4 if debiased else 2, "debiased linear CKA (unbiased HSIC)" if debiased else "linear CKA")
+    n = len(x)
+    x, y = _centre(x), _centre(y)
+    xty = (y.T @ x).square().sum()
+    xtx = (x.T @ x).square().sum()
+    yty = (y.T @ y).square().sum()
+    if debiased:
+        dx, dy = x.square().sum(1), y.square().sum(1)
+        xty, xtx, yty = _unbiased_dot(xty, dx, dy, n), _unbiased_dot(xtx, dx, dx, n), _unbiased_dot(yty, dy, dy, n)
+    return _ratio(xty, xtx, yty)
+
+
+def _ratio(xy: Tensor, xx: Tensor, yy: Tensor) -> float:
+    xx, yy = float(xx), float(yy)
+    if not (xx > 0 and yy > 0):
+        raise ConfigError("a representation is constant over the examples (its HSIC with itself is "
+                          f"{min(xx, yy):.3g}), so CKA is undefined; drop constant features or use more examples")
+    return float(xy) / math.sqrt(xx * yy)
+
+
+def _hsic_from_grams(k: Tensor, l: Tensor, debiased: bool) -> Tensor:  # noqa: E741 - the papers' L
+    n = len(k)
+    if debiased:
+        k, l = k - torch.diag(torch.diag(k)), l - torch.diag(torch.diag(l))  # noqa: E741
+        k1, l1 = k.sum(1), l.sum(1)
+        return ((k * l).sum() + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2 / (n - 2) * (k1 @ l1)) / (n * (n - 3))
+    kc = k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+    return (kc * l).sum() / (n - 1) ** 2
+
+
+def _median(values: Tensor) -> float:
+    """The median as NumPy defines it (the mean of the two middle values for an even count)."""
+    m = values.numel()
+    lo = float(values.kthvalue((m + 1) // 2).values)
+    return lo if m % 2 else 0.5 * (lo + float(values.kthvalue(m // 2 + 1).values))
+
+
+def rbf_cka(x, y, *, sigma_frac: float = 0.8, debiased: bool = False) -> float:
+    """CKA with Gaussian (RBF) kernels ``K_ij = exp(−‖x_i − x_j‖² / (2σ²))``, ``σ = sigma_frac ×`` the median
+    pairwise distance of each representation (Kornblith et al. 2019, §3, who use fractions 0.2–0.8).
+
+    Forms the two ``n × n`` kernels: memory and time ``O(n²)`` (``n = 10,000`` takes 1.6 GB in float64).
+
+    Args:
+        x: shape ``(n, d1)``; y: shape ``(n, d2)``.
+        sigma_frac: bandwidth as a fraction of the median pairwise distance, > 0.
+        debiased: use the unbiased HSIC estimator.
+
+    Returns:
+        RBF CKA (1 for ``Y = c·X·Q + b``, ``Q`` orthogonal: the bandwidths follow the scale).
+
+    Raises:
+        ConfigError: as :func:`linear_cka`, a non-positive ``sigma_frac``, or a median distance of 0.
+
+    Source:
+        Kornblith, Norouzi, Lee, Hinton (2019), arXiv:1905.00414, §3.
+    """
+    if not (math.isfinite(sigma_frac) and sigma_frac > 0):
+        raise ConfigError(f"sigma_frac must be finite and > 0, got {sigma_frac!r}")
+    x, y = _pair(x, y, 4 if debiased else 2, "debiased RBF CKA" if debiased else "RBF CKA")
+    grams = []
+    for name, z in (("X", x), ("Y", y)):
+        sq = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
+        upper = sq[torch.triu_indices(len(z), len(z), offset=1, device=z.device).unbind()]
+        median = math.sqrt(_median(upper))
+        if median == 0:
+            raise ConfigError(f"{name}: the median pairwise distance is 0 (more than half the examples coincide); "
+                              "RBF CKA's bandwidth is undefined")
+        grams.append(torch.exp(-sq / (2 * (sigma_frac * median) ** 2)))
+    k, l = grams  # noqa: E741
+    return _ratio(_hsic_from_grams(k, l, debiased), _hsic_from_grams(k, k, debiased), _hsic_from_grams(l, l, debiased))
+
+
+def _knn(z: Tensor, k: int) -> Tensor:
+    """Indices of each row's ``k`` nearest rows by cosine similarity (itself excluded), shape ``(n, k)``."""
+    z = torch.nn.functional.normalize(z, dim=1)
+    out = torch.empty(len(z), k, dtype=torch.long, device=z.device)
+    for start in range(0, len(z), CHUNK):
+        sims = z[start:start + CHUNK] @ z.T
+        rows = torch.arange(len(sims), device=z.device)
+        sims[rows, rows + start] = -math.inf
+        out[start:start + CHUNK] = sims.topk(k, dim=1).indices
+    return out
+
+
+def _check_k(k: int, n: int) -> None:
+    if not (isinstance(k, int) and 1 <= k <= n - 1):
+        raise ConfigError(f"k must be an integer in 1..n−1 = {n - 1}, got {k!r}")
+
+
+def mutual_knn(x, y, k: int = 10) -> float:
+    """Mutual nearest-neighbour alignment: the mean fraction of each example's ``k`` nearest neighbours
+    (cosine similarity, itself excluded) in ``X`` that are also among its ``k`` nearest in ``Y``.
+
+    .. math::  m_{NN}(X, Y) = \\frac{1}{n} \\sum_i \\frac{|N_k^X(i) \\cap N_k^Y(i)|}{k}
+
+    Unrelated representations score about ``k/(n − 1)`` (random neighbour sets). The similarity rows are
+    formed :data:`CHUNK` at a time, so memory is ``O(CHUNK · n)``; time ``O(n² (d1 + d2))``.
+
+    Args:
+        x: shape ``(n, d1)``; y: shape ``(n, d2)``.
+        k: neighbours, ``1 ≤ k ≤ n − 1``.
+
+    Returns:
+        Alignment in ``[0, 1]``.
+
+    Raises:
+        ConfigError: different ``n``, ``n < 2``, ``k`` out of range, non-finite entries.
+
+    Source:
+        Huh, Cheung, Wang, Isola (2024), "The Platonic Representation Hypothesis", arXiv:2405.07987, §2 and
+        App. A.
+    """
+    x, y = _pair(x, y, 2, "mutual kNN")
+    _check_k(k, len(x))
+    nx, ny = _knn(x, k), _knn(y, k)
+    hits = (nx.unsqueeze(2) == ny.unsqueeze(1)).sum((1, 2))  # |N_X(i) ∩ N_Y(i)|, (n,)
+    return float(hits.double().mean() / k)
+
+
+def cknna(x, y, k: int = 10) -> float:
+    """Centred kernel nearest-neighbour alignment: CKA with linear kernels of the L2-normalised features,
+    restricted to pairs that are mutual ``k``-nearest neighbours in both spaces.
+
+    .. math::
+
+        \\mathrm{CKNNA} = \\frac{\\sum_{ij} \\alpha_{ij} \\bar K_{ij} \\bar L_{ij}}
+        {\\sqrt{\\sum_{ij} \\alpha^K_{ij} \\bar K_{ij}^2 \\; \\sum_{ij} \\alpha^L_{ij} \\bar L_{ij}^2}}, \\qquad
+        \\alpha_{ij} = [j \\in N_k^X(i)]\\,[j \\in N_k^Y(i)],
+
+    ``K̄ = HKH``, ``L̄ = HLH``, and ``α^K, α^L`` the masks of each representation with itself (so a
+    representation compared with itself scores 1). Forms ``n × n`` kernels: ``O(n²)`` memory.
+
+    Args:
+        x: shape ``(n, d1)``; y: shape ``(n, d2)``.
+        k: neighbours, ``1 ≤ k ≤ n − 1``.
+
+    Returns:
+        CKNNA in ``[−1, 1]``.
+
+    Raises:
+        ConfigError: as :func:`mutual_knn`, or a zero denominator (constant representation).
+
+    Source:
+        Huh, Cheung, Wang, Isola (2024), arXiv:2405.07987, App. A (eq. (4)).
+    """
+    x, y = _pair(x, y, 3, "CKNNA")
+    _check_k(k, len(x))
+    n = len(x)
+    grams, masks = [], []
+    h = torch.eye(n, dtype=x.dtype) - 1.0 / n
+    for z in (x, y):
+        zn = torch.nn.functional.normalize(z, dim=1)
+        grams.append(h @ (zn @ zn.T) @ h)
+        mask = torch.zeros(n, n, dtype=torch.bool)
+        mask.scatter_(1, _knn(z, k), True)
+        masks.append(mask)
+    (kx, ky), (mx, my) = grams, masks
+    both = (mx & my).to(x.dtype)
+    return _ratio((both * kx * ky).sum(), (mx.to(x.dtype) * kx * kx).sum(), (my.to(x.dtype) * ky * ky).sum())
+
+
+def _orthonormal_basis(z: Tensor, name: str) -> Tensor:
+    """An orthonormal basis of the centred columns' span, shape ``(n, rank)``."""
+    u, s, _ = torch.linalg.svd(_centre(z), full_matrices=False)
+    rank = int((s > s[0] * max(z.shape) * torch.finfo(z.dtype).eps).sum()) if s.numel() and s[0] > 0 else 0
+    if rank == 0:
+        raise ConfigError(f"{name} is constant over the examples; canonical correlations are undefined")
+    return u[:, :rank]
+
+
+def cca_correlations(x, y) -> Tensor:
+    """Canonical correlations ``ρ_1 ≥ ρ_2 ≥ …`` of the centred representations: the singular values of
+    ``Q_Xᵀ Q_Y`` with ``Q`` orthonormal bases of the column spaces (Björck & Golub 1973), shape
+    ``(min(rank X, rank Y),)``.
+
+    Raises:
+        ConfigError: different ``n``, ``n ≤ max(d1, d2)`` (every correlation would be 1: the spans fill the
+            centred space), a constant representation, non-finite entries.
+    """
+    x, y = _pair(x, y, 2, "CCA")
+    if len(x) <= max(x.shape[1], y.shape[1]):
+        raise ConfigError(f"CCA needs more examples than features (n = {len(x)}, d1 = {x.shape[1]}, "
+                          f"d2 = {y.shape[1]}); otherwise every canonical correlation is 1 — use more examples or "
+                          "reduce the features first (svcca does)")
+    qx, qy = _orthonormal_basis(x, "X"), _orthonormal_basis(y, "Y")
+    return torch.linalg.svdvals(qx.T @ qy).clamp(0.0, 1.0)
+
+
+def mean_squared_cca(x, y) -> float:
+    """``R²_CCA = Σ_i ρ_i² / min(d1, d2)``, the mean squared canonical correlation (Kornblith et al. 2019,
+    eq. (11)); invariant to invertible linear maps of either representation. Errors as :func:`cca_correlations`."""
+    rho = cca_correlations(x, y)
+    return float(rho.square().sum() / len(rho))
+
+
+def svcca(x, y, *, keep: float = 0.99) -> float:
+    """SVCCA: keep the top singular directions of each centred representation that explain ``keep`` of its
+    variance, then the mean canonical correlation between the two reduced representations.
+
+    Args:
+        x: shape ``(n, d1)``; y: shape ``(n, d2)``.
+        keep: fraction of variance kept, in ``(0, 1]``.
+
+    Returns:
+        Mean canonical correlation in ``[0, 1]``.
+
+    Raises:
+        ConfigError: ``keep`` out of range, or as :func:`cca_correlations` for the reduced representations.
+
+    Source:
+        Raghu, Gilmer, Yosinski, Sohl-Dickstein (2017), arXiv:1706.05806, §2.
+    """
+    if not 0 < keep <= 1:
+        raise ConfigError(f"keep must be in (0, 1], got {keep!r}")
+    x, y = _pair(x, y, 2, "SVCCA")
+    reduced = []
+    for z in (x, y):
+        u, s, _ = torch.linalg.svd(_centre(z), full_matrices=False)
+        share = torch.cumsum(s.square(), 0) / s.square().sum()
+        r = int(torch.searchsorted(share, torch.tensor(keep, dtype=share.dtype) - 1e-12)) + 1
+        reduced.append(u[:, :r] * s[:r])
+    return float(cca_correlations(*reduced).mean())
+
+
+def pwcca(x, y) -> float:
+    """Projection-weighted CCA: canonical correlations averaged with weights ``α_i ∝ Σ_j |⟨h_i, x_j⟩|``, how
+    much of ``X``'s neurons (centred columns ``x_j``) each canonical variate ``h_i`` of ``X`` accounts for.
+
+    Not symmetric (weights come from ``X``); 1 for a representation compared with itself or with any
+    invertible linear map of it.
+
+    Raises:
+        ConfigError: as :func:`cca_correlations`.
+
+    Source:
+        Morcos, Raghu, Bengio (2018), arXiv:1806.05759, §2.2, eq. (1).
+    """
+    x, y = _pair(x, y, 2, "PWCCA")
+    rho = cca_correlations(x, y)
+    qx, qy = _orthonormal_basis(x, "X"), _orthonormal_basis(y, "Y")
+    u, _, _ = torch.linalg.svd(qx.T @ qy, full_matrices=False)
+    variates = qx @ u[:, :len(rho)]  # canonical variates of X, shape (n, r), unit norm
+    weights = (variates.T @ _centre(x)).abs().sum(1)
+    return float((weights * rho).sum() / weights.sum())
+
+
+def procrustes_distance(x, y) -> float:
+    """Orthogonal Procrustes distance between the centred, unit-Frobenius-norm representations.
+
+    .. math::  d(X, Y) = \\min_{Q^\\top Q = I} \\|\\hat X - \\hat Y Q\\|_F = \\sqrt{2 - 2\\|\\hat X^\\top \\hat Y\\|_*}
+
+    (``‖·‖_*`` the nuclear norm; for ``d1 ≠ d2`` the narrower one is zero-padded). A metric on shapes: 0 for
+    ``Y = c·X·Q + b``, at most √2.
+
+    Raises:
+        ConfigError: different ``n``, ``n < 2``, a constant representation, non-finite entries.
+
+    Source:
+        Ding, Denain, Steinhardt (2021), arXiv:2108.01661, §2; Williams, Kunz, Kornblith, Linderman (2021),
+        arXiv:2110.14739, eq. (3).
+    """
+    x, y = _pair(x, y, 2, "Procrustes distance")
+    x, y = _centre(x), _centre(y)
+    nx, ny = torch.linalg.matrix_norm(x), torch.linalg.matrix_norm(y)
+    if not (nx > 0 and ny > 0):
+        raise ConfigError("a representation is constant over the examples; the Procrustes distance is undefined")
+    nuclear = torch.linalg.matrix_norm((x / nx).T @ (y / ny), ord="nuc")
+    return math.sqrt(max(0.0, 2.0 - 2.0 * float(nuclear)))

@@ -1,0 +1,173 @@
+"""Representation similarity against brute force (float64), invariances, identities and baselines."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lmech.errors import ConfigError
+from lmech.measure.similarity import (
+    cca_correlations,
+    cknna,
+    linear_cka,
+    mean_squared_cca,
+    mutual_knn,
+    procrustes_distance,
+    pwcca,
+    rbf_cka,
+    svcca,
+)
+
+
+@pytest.fixture
+def reps():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 7, generator=gen, dtype=torch.float64)
+    y = torch.tanh(x @ torch.randn(7, 5, generator=gen, dtype=torch.float64)) + 0.3 * torch.randn(60, 5, generator=gen,
+                                                                                                    dtype=torch.float64)
+    return x, y, gen
+
+
+def orthogonal(d, gen):
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))
+
+
+def brute_hsic(k, l, unbiased):  # noqa: E741
+    """Loops over index tuples: HSIC_b = tr(KHLH)/(n−1)² and the U-statistic of Song et al. (2012), eq. (5)."""
+    n = len(k)
+    if not unbiased:
+        h = np.eye(n) - 1.0 / n
+        return np.trace(k @ h @ l @ h) / (n - 1) ** 2
+    kt, lt = k - np.diag(np.diag(k)), l - np.diag(np.diag(l))
+    one = np.ones(n)
+    return (np.trace(kt @ lt) + one @ kt @ one * (one @ lt @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * one @ kt @ lt @ one) / (n * (n - 3))
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_linear_cka_equals_the_gram_matrix_formula(reps, debiased):
+    x, y, _ = reps
+    k, l = (x @ x.T).numpy(), (y @ y.T).numpy()  # noqa: E741 - uncentred: HSIC centres or is shift-invariant
+    expect = brute_hsic(k, l, debiased) / math.sqrt(brute_hsic(k, k, debiased) * brute_hsic(l, l, debiased))
+    assert linear_cka(x, y, debiased=debiased) == pytest.approx(expect, rel=1e-10)
+
+
+def test_unbiased_hsic_is_a_u_statistic_on_tiny_inputs():
+    """On n = 5 the formula equals the average over ordered 4-tuples of distinct indices of
+    h(i,j,q,r) = k_ij l_ij + k_ij l_qr − 2 k_ij l_iq, the U-statistic's definition."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    k, l = x @ x.T, y @ y.T  # noqa: E741
+    total, count = 0.0, 0
+    for i, j, q, r in itertools.permutations(range(5), 4):
+        total += k[i, j] * l[i, j] + k[i, j] * l[q, r] - 2 * k[i, j] * l[i, q]
+        count += 1
+    assert brute_hsic(k, l, True) == pytest.approx(total / count, rel=1e-10)
+
+
+def test_cka_invariances_and_identity(reps):
+    x, y, gen = reps
+    q = orthogonal(7, gen)
+    for debiased in (False, True):
+        base = linear_cka(x, y, debiased=debiased)
+        assert linear_cka(2.5 * x @ q + 1.0, y, debiased=debiased) == pytest.approx(base, rel=1e-10)
+        assert linear_cka(x, x, debiased=debiased) == pytest.approx(1.0, rel=1e-12)
+    assert rbf_cka(x, 3 * x @ q + 2) == pytest.approx(1.0, rel=1e-10)
+    assert rbf_cka(2.5 * x @ q, y) == pytest.approx(rbf_cka(x, y), rel=1e-10)
+    # not invariant to a general invertible map
+    a = torch.randn(7, 7, generator=gen, dtype=torch.float64) + 3 * torch.eye(7, dtype=torch.float64)
+    assert abs(linear_cka(x @ a, y) - linear_cka(x, y)) > 1e-3
+
+
+def test_rbf_cka_matches_brute_force(reps):
+    x, y, _ = reps
+    grams = []
+    for z in (x.numpy(), y.numpy()):
+        d = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1))
+        sigma = 0.5 * np.median(d[np.triu_indices(len(z), 1)])
+        grams.append(np.exp(-d**2 / (2 * sigma**2)))
+    k, l = grams  # noqa: E741
+    for unbiased in (False, True):
+        expect = brute_hsic(k, l, unbiased) / math.sqrt(brute_hsic(k, k, unbiased) * brute_hsic(l, l, unbiased))
+        assert rbf_cka(x, y, sigma_frac=0.5, debiased=unbiased) == pytest.approx(expect, rel=1e-7)  # U-statistic cancels
+
+
+def brute_knn(z, k):
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    s = z @ z.T
+    np.fill_diagonal(s, -np.inf)
+    return [set(np.argsort(-row)[:k]) for row in s]
+
+
+def test_mutual_knn_matches_brute_force_and_the_random_baseline(reps):
+    x, y, gen = reps
+    nx, ny = brute_knn(x.numpy(), 5), brute_knn(y.numpy(), 5)
+    expect = np.mean([len(a & b) / 5 for a, b in zip(nx, ny)])
+    assert mutual_knn(x, y, 5) == pytest.approx(expect, abs=1e-12)
+    assert mutual_knn(x, 2 * x @ orthogonal(7, gen), 5) == 1.0
+    n, k = 2000, 10
+    a, b = torch.randn(n, 16, generator=gen), torch.randn(n, 16, generator=gen)
+    assert mutual_knn(a, b, k) == pytest.approx(k / (n - 1), rel=0.2)  # 0.005 expected; sd about 0.0005
+
+
+def test_cknna_identity_and_brute_force(reps):
+    x, y, _ = reps
+    assert cknna(x, x, 5) == pytest.approx(1.0, rel=1e-12)
+    xs, ys = (z.numpy() / np.linalg.norm(z.numpy(), axis=1, keepdims=True) for z in (x, y))
+    n = len(xs)
+    h = np.eye(n) - 1.0 / n
+    kx, ky = h @ xs @ xs.T @ h, h @ ys @ ys.T @ h
+    nx, ny = brute_knn(x.numpy(), 5), brute_knn(y.numpy(), 5)
+    mask = np.array([[j in nx[i] and j in ny[i] for j in range(n)] for i in range(n)], dtype=float)
+    mx = np.array([[j in nx[i] for j in range(n)] for i in range(n)], dtype=float)
+    my = np.array([[j in ny[i] for j in range(n)] for i in range(n)], dtype=float)
+    expect = (mask * kx * ky).sum() / math.sqrt((mx * kx * kx).sum() * (my * ky * ky).sum())
+    assert cknna(x, y, 5) == pytest.approx(expect, rel=1e-10)
+
+
+def test_cca_family_invariant_to_invertible_maps(reps):
+    x, y, gen = reps
+    a = torch.randn(7, 7, generator=gen, dtype=torch.float64) + 3 * torch.eye(7, dtype=torch.float64)
+    torch.testing.assert_close(cca_correlations(x @ a + 4.0, y), cca_correlations(x, y))
+    assert mean_squared_cca(x, x @ a) == pytest.approx(1.0, rel=1e-10)
+    assert pwcca(x, x @ a) == pytest.approx(1.0, rel=1e-10)
+    assert svcca(x, x @ orthogonal(7, gen)) == pytest.approx(1.0, rel=1e-10)
+    assert 0 < mean_squared_cca(x, y) < 1 and 0 < pwcca(x, y) < 1 and 0 < svcca(x, y) < 1
+
+
+def test_cca_against_the_covariance_definition(reps):
+    """ρ² are the eigenvalues of Σxx⁻¹ Σxy Σyy⁻¹ Σyx (Hotelling 1936)."""
+    x, y, _ = reps
+    xc, yc = (z.numpy() - z.numpy().mean(0) for z in (x, y))
+    sxx, syy, sxy = xc.T @ xc, yc.T @ yc, xc.T @ yc
+    eig = np.sort(np.linalg.eigvals(np.linalg.solve(sxx, sxy) @ np.linalg.solve(syy, sxy.T)).real)[::-1][:5]
+    np.testing.assert_allclose(cca_correlations(x, y).numpy() ** 2, eig, rtol=1e-9)
+
+
+def test_procrustes_distance(reps):
+    x, y, gen = reps
+    assert procrustes_distance(x, 3 * x @ orthogonal(7, gen) - 1) == pytest.approx(0.0, abs=1e-6)
+    xc, yc = (z.numpy() - z.numpy().mean(0) for z in (x, y))
+    xc, yc = xc / np.linalg.norm(xc), np.pad(yc / np.linalg.norm(yc), ((0, 0), (0, 2)))
+    u, _, vt = np.linalg.svd(yc.T @ xc)
+    expect = np.linalg.norm(xc - yc @ (u @ vt))  # the optimal rotation of Y onto X (Schönemann 1966)
+    assert procrustes_distance(x, y) == pytest.approx(expect, rel=1e-9)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda x, y: linear_cka(x, y[:-1]), "X has 60 rows, Y 59"),
+    (lambda x, y: linear_cka(x[:3], y[:3], debiased=True), "at least 4 examples"),
+    (lambda x, y: linear_cka(x.clone().index_fill_(0, torch.tensor([4]), math.nan), y), "row 4"),
+    (lambda x, y: linear_cka(x[:, 0], y), "must be 2-D"),
+    (lambda x, y: mutual_knn(x, y, 60), "k must be an integer in 1..n−1 = 59"),
+    (lambda x, y: mean_squared_cca(x[:6], y[:6]), "more examples than features"),
+    (lambda x, y: linear_cka(torch.ones(10, 3), y[:10]), "constant"),
+    (lambda x, y: rbf_cka(x, y, sigma_frac=0.0), "sigma_frac"),
+])
+def test_bad_input_is_named(reps, call, message):
+    x, y, _ = reps
+    with pytest.raises(ConfigError, match=message):
+        call(x, y)
