@@ -34,10 +34,11 @@ def mlp(
     if any(int(s) < 1 for s in sizes):
         raise ConfigError(f"every layer size must be >= 1, got {sizes}")
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b, bias=bias, dtype=dtype))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
+    with torch.random.fork_rng(devices=[]):  # nn.Linear draws a throwaway init from the global RNG
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b, bias=bias, dtype=dtype))
+            if i < len(sizes) - 2:
+                layers.append(ACTIVATIONS[activation]())
     model = nn.Sequential(*layers)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
