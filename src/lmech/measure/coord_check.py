@@ -48,7 +48,7 @@ def coord_check(
     optimizer: str = "adam",
     steps: int = 4,
     seeds: Iterable[int] = (0,),
-    spectral: bool = False,
+    spectral: bool | Iterable[int] = False,
 ) -> Records:
     """Train one model per (width, seed) for ``steps`` full-batch steps and record coordinate sizes.
 
@@ -63,7 +63,8 @@ def coord_check(
         optimizer: ``"sgd"`` (plain gradient descent) or ``"adam"`` (``torch.optim.Adam`` defaults).
         steps: number of updates ``T`` (≥ 1); rows are recorded at steps ``0, …, T``.
         seeds: the seeds passed to ``make_model``.
-        spectral: also record :func:`spectral_norms` (an SVD per layer and step; slower).
+        spectral: also record :func:`spectral_norms` (an SVD per layer and step; slower): ``True`` at
+            every step, or an iterable of the steps to record them at.
 
     Returns:
         :class:`~lmech.train.Records` with index columns ``width``, ``seed``, ``layer`` (qualified module
@@ -95,8 +96,9 @@ def coord_check(
 
 
 def _run(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn: Callable[[Tensor, Tensor], Tensor], lr: float,
-         optimizer: str, steps: int, spectral: bool, **index: int) -> Records:
+         optimizer: str, steps: int, spectral: bool | Iterable[int], **index: int) -> Records:
     inputs, targets = data
+    spectral_steps = set(range(steps + 1)) if spectral is True else set(spectral or ())
     if parametrization_of(model) is not None:
         groups = param_groups(model, lr, optimizer)
     else:
@@ -130,7 +132,7 @@ def _run(model: nn.Module, data: tuple[Tensor, Tensor], loss_fn: Callable[[Tenso
                 for observable, values in sizes.items():
                     if values:
                         records.add(step, observable, float(np.mean(values)), layer=name, **index)
-            if spectral:
+            if step in spectral_steps:
                 for name, norms in spectral_norms(model, initial).items():
                     for observable in ("spectral_norm", "update_spectral_norm"):
                         records.add(step, observable, norms[observable], layer=name, **index)
