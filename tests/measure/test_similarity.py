@@ -171,3 +171,16 @@ def test_bad_input_is_named(reps, call, message):
     x, y, _ = reps
     with pytest.raises(ConfigError, match=message):
         call(x, y)
+
+
+def test_blocked_neighbour_search_equals_the_full_matrix(reps, monkeypatch):
+    """With blocks of 7 rows (so diagonal, upper and transposed blocks all occur) the neighbours are exact."""
+    import lmech.measure.similarity as similarity
+
+    x, y, _ = reps
+    monkeypatch.setattr(similarity, "CHUNK", 7)
+    for z in (x, y):
+        got = [set(row) for row in similarity._knn(z, 5).tolist()]
+        assert got == brute_knn(z.numpy(), 5)
+    assert similarity.mutual_knn(x, y, 5) == pytest.approx(np.mean([len(a & b) / 5 for a, b in zip(
+        brute_knn(x.numpy(), 5), brute_knn(y.numpy(), 5))]), abs=1e-12)

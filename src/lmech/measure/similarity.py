@@ -174,15 +174,37 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.8, debiased: bool = False) -> float:
 
 
 def _knn(z: Tensor, k: int) -> Tensor:
-    """Indices of each row's ``k`` nearest rows by cosine similarity (itself excluded), shape ``(n, k)``."""
+    """Indices of each row's ``k`` nearest rows by cosine similarity (itself excluded), shape ``(n, k)``.
+
+    The similarity matrix is symmetric, so only its blocks on and above the diagonal are formed
+    (:data:`CHUNK` rows at a time): each block updates a running top-``k`` of its rows and, transposed, of its
+    columns, which halves the ``O(n² d)`` products of the plain row-by-row scan.
+    """
     z = torch.nn.functional.normalize(z, dim=1)
-    out = torch.empty(len(z), k, dtype=torch.long, device=z.device)
-    for start in range(0, len(z), CHUNK):
-        sims = z[start:start + CHUNK] @ z.T
-        rows = torch.arange(len(sims), device=z.device)
-        sims[rows, rows + start] = -math.inf
-        out[start:start + CHUNK] = sims.topk(k, dim=1).indices
-    return out
+    n = len(z)
+    best_v = torch.full((n, k), -math.inf, dtype=z.dtype, device=z.device)
+    best_i = torch.zeros((n, k), dtype=torch.long, device=z.device)
+
+    def merge(rows: slice, sims: Tensor, offset: int) -> None:
+        kk = min(k, sims.shape[1])
+        v, i = sims.topk(kk, dim=1)
+        values = torch.cat([best_v[rows], v], dim=1)
+        indices = torch.cat([best_i[rows], i + offset], dim=1)
+        top = values.topk(k, dim=1)
+        best_v[rows], best_i[rows] = top.values, indices.gather(1, top.indices)
+
+    starts = range(0, n, CHUNK)
+    for a in starts:
+        rows_a = slice(a, min(a + CHUNK, n))
+        for b in (b for b in starts if b >= a):
+            rows_b = slice(b, min(b + CHUNK, n))
+            sims = z[rows_a] @ z[rows_b].T
+            if a == b:
+                sims.fill_diagonal_(-math.inf)
+            merge(rows_a, sims, b)
+            if b != a:
+                merge(rows_b, sims.T, a)
+    return best_i
 
 
 def _check_k(k: int, n: int) -> None:
