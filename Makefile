@@ -32,6 +32,7 @@ bench: $(STAMP)  ## speed figures, as ratios against a baseline in the same proc
 	$(BIN)/python benchmarks/bench_ntk.py
 	$(BIN)/python benchmarks/bench_ensemble.py
 	$(BIN)/python benchmarks/bench_scaling_fit.py
+	$(BIN)/python benchmarks/bench_similarity.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,5 +1,7 @@
 """Predictions: pure, vectorised functions of numbers and arrays; no training inside."""
 
+from .batch_size import TradeoffFit as TradeoffFit
+from .batch_size import fit_steps_examples_tradeoff as fit_steps_examples_tradeoff
 from .deep_linear import effective_init_strength as effective_init_strength
 from .deep_linear import mode_learning_times as mode_learning_times
 from .deep_linear import mode_trajectories as mode_trajectories
@@ -10,6 +12,10 @@ from .eigenlearning import FinitePopulationPrediction as FinitePopulationPredict
 from .eigenlearning import bcp_learning_curve as bcp_learning_curve
 from .eigenlearning import eigenlearning as eigenlearning
 from .eigenlearning import finite_population_eigenlearning as finite_population_eigenlearning
+from .kernel_scaling import RandomFeaturePrediction as RandomFeaturePrediction
+from .kernel_scaling import loglog_slope as loglog_slope
+from .kernel_scaling import random_feature_learning_curve as random_feature_learning_curve
+from .kernel_scaling import scaling_exponent as scaling_exponent
 from .ntk_kernels import InfiniteWidthKernels as InfiniteWidthKernels
 from .ntk_kernels import dual_activation as dual_activation
 from .ntk_kernels import infinite_width_kernels as infinite_width_kernels
@@ -30,6 +36,8 @@ from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
 __all__ = [
+    "TradeoffFit",
+    "fit_steps_examples_tradeoff",
     "effective_init_strength",
     "mode_learning_times",
     "mode_trajectories",
@@ -58,4 +66,8 @@ __all__ = [
     "frontier_loss",
     "gd_quadratic_trajectory",
     "stability_threshold",
+    "RandomFeaturePrediction",
+    "loglog_slope",
+    "random_feature_learning_curve",
+    "scaling_exponent",
 ]
