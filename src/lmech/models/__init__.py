@@ -1,5 +1,6 @@
 """Models."""
 
+from .cnn import small_cnn as small_cnn
 from .mlp import mlp as mlp
 from .ntk import Erf as Erf
 from .ntk import ScaledLinear as ScaledLinear
@@ -23,5 +24,5 @@ from .transformer import Transformer as Transformer
 __all__ = [
     "MEAN_FIELD", "MUP", "NTK", "PARAMETRIZATIONS", "SP", "AppliedParametrization", "CausalSelfAttention", "Erf",
     "Parametrization", "ScaledEmbedding", "ScaledLayerNorm", "ScaledLinear", "Transformer", "get_parametrization",
-    "mlp", "ntk_mlp", "param_groups", "parametrization_of", "parametrize",
+    "mlp", "ntk_mlp", "param_groups", "parametrization_of", "parametrize", "small_cnn",
 ]
