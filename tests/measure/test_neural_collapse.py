@@ -65,3 +65,14 @@ def test_bad_input_is_named(data):
         neural_collapse(h, y + 1, w)
     with pytest.raises(ConfigError, match="weight must be"):
         neural_collapse(h, y, w[:, :3])
+
+
+def test_numpy_inputs_and_label_and_bias_errors(data):
+    h, y, w, b = data
+    assert neural_collapse(h, y, w, b).nc1 == neural_collapse(*(torch.from_numpy(a) for a in (h, y, w, b))).nc1
+    with pytest.raises(ConfigError, match="labels must be integers"):
+        neural_collapse(h, y + 0.7, w)
+    with pytest.raises(ConfigError, match="bias must have shape \\(4,\\)"):
+        neural_collapse(h, y, w, b[:1])
+    with pytest.raises(ConfigError, match="NaN"):
+        neural_collapse(h, y, w * np.nan)

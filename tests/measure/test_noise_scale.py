@@ -130,3 +130,13 @@ def test_a_loss_vmap_cannot_batch_gets_a_clear_error(digits_problem):
 
     with pytest.raises(ConfigError, match="pass one-hot targets instead"):
         per_example_gradients(model, one_hot_mse, x[:8], y[:8])
+
+
+def test_nan_inputs_are_named(digits_problem):
+    model, x, y = digits_problem
+    bad = x.clone()
+    bad[7, 3] = float("nan")
+    with pytest.raises(ConfigError, match="example 7's gradient is not finite"):
+        gradient_noise_scale(model, cross_entropy, bad, y)
+    with pytest.raises(ConfigError, match="non-finite gradient"):
+        two_batch_noise_scale(model, cross_entropy, bad[:8], y[:8], b_small=2, b_big=8, num_pairs=4)

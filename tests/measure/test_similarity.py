@@ -184,3 +184,11 @@ def test_blocked_neighbour_search_equals_the_full_matrix(reps, monkeypatch):
         assert got == brute_knn(z.numpy(), 5)
     assert similarity.mutual_knn(x, y, 5) == pytest.approx(np.mean([len(a & b) / 5 for a, b in zip(
         brute_knn(x.numpy(), 5), brute_knn(y.numpy(), 5))]), abs=1e-12)
+
+
+def test_half_precision_is_upcast_and_overflow_is_named(reps):
+    x, y, _ = reps
+    assert linear_cka(x.half(), y.half()) == pytest.approx(linear_cka(x, y), rel=1e-2)
+    with pytest.raises(ConfigError, match="overflowed"):
+        linear_cka(x.float() * 1e20, y.float())
+    assert mutual_knn(x, y, np.int64(5)) == mutual_knn(x, y, 5)

@@ -66,11 +66,11 @@ def _off_diagonal_cosines(rows: Tensor) -> Tensor:
     return cos[~torch.eye(c, dtype=torch.bool, device=rows.device)]
 
 
-def neural_collapse(features: Tensor, labels: Tensor, weight: Tensor, bias: Tensor | None = None) -> NeuralCollapse:
+def neural_collapse(features, labels, weight, bias=None) -> NeuralCollapse:
     """NC1-NC4 of ``features`` under the linear classifier ``(weight, bias)``.
 
     Args:
-        features: ``h_i``, shape ``(n, d)``.
+        features: ``h_i``, shape ``(n, d)`` (tensors or NumPy arrays throughout).
         labels: ``y_i``, integers in ``0..C−1``, shape ``(n,)``; every class must occur at least once.
         weight: classifier rows ``w_c``, shape ``(C, d)``; bias: shape ``(C,)`` or ``None``.
 
@@ -78,7 +78,8 @@ def neural_collapse(features: Tensor, labels: Tensor, weight: Tensor, bias: Tens
         A :class:`NeuralCollapse` (computed in float64).
 
     Raises:
-        ConfigError: mismatched shapes, fewer than 2 classes, a class with no example, non-finite features.
+        ConfigError: mismatched shapes, fewer than 2 classes, a class with no example, non-integer labels,
+            non-finite features or weight, a bias not of shape ``(C,)``.
 
     Source:
         Papyan, Han, Donoho (2020), arXiv:2008.08186, §3 and Figures 4-7 (NC1 as in Fig. 6, NC2 Figs. 4-5 via
@@ -91,7 +92,12 @@ def neural_collapse(features: Tensor, labels: Tensor, weight: Tensor, bias: Tens
     >>> round(nc.nc1, 6), round(nc.equiangular_means, 6), round(nc.nc3, 6), nc.nc4
     (0.0, 0.0, 0.0, 0.0)
     """
-    h, y, w = features.detach().double(), labels.detach().long(), weight.detach().double()
+    h, w = torch.as_tensor(features).detach().double(), torch.as_tensor(weight).detach().double()
+    y = torch.as_tensor(labels).detach()
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise ConfigError(f"labels must be integers (class indices), got dtype {y.dtype}; pass labels.long()")
+    y = y.long().to(h.device)
+    w = w.to(h.device)
     if h.ndim != 2 or y.shape != (len(h),):
         raise ConfigError(f"features must be (n, d) and labels (n,), got {tuple(h.shape)} and {tuple(y.shape)}")
     c = w.shape[0]
@@ -99,13 +105,16 @@ def neural_collapse(features: Tensor, labels: Tensor, weight: Tensor, bias: Tens
         raise ConfigError(f"weight must be (C, d) with C >= 2 and d = {h.shape[1]}, got {tuple(w.shape)}")
     if bool((y < 0).any() or (y >= c).any()):
         raise ConfigError(f"labels must lie in 0..{c - 1} (the classifier has {c} rows)")
-    if not bool(torch.isfinite(h).all()):
-        raise ConfigError("features contain NaN or infinite values")
+    if not bool(torch.isfinite(h).all()) or not bool(torch.isfinite(w).all()):
+        raise ConfigError("features or weight contain NaN or infinite values")
+    b = None if bias is None else torch.as_tensor(bias).detach().double().to(h.device)
+    if b is not None and b.shape != (c,):
+        raise ConfigError(f"bias must have shape ({c},), got {tuple(b.shape)}")
     counts = torch.bincount(y, minlength=c)
     if bool((counts == 0).any()):
         missing = (counts == 0).nonzero().flatten().tolist()
         raise ConfigError(f"classes {missing} have no example; neural collapse needs every class")
-    means = torch.zeros(c, h.shape[1], dtype=h.dtype).index_add_(0, y, h) / counts[:, None]
+    means = torch.zeros(c, h.shape[1], dtype=h.dtype, device=h.device).index_add_(0, y, h) / counts[:, None]
     centred = means - means.mean(0)
     within = h - means[y]
     sigma_w = within.T @ within / len(h)
@@ -114,7 +123,7 @@ def neural_collapse(features: Tensor, labels: Tensor, weight: Tensor, bias: Tens
     norms_m, norms_w = centred.norm(dim=1), w.norm(dim=1)
     cos_m, cos_w = _off_diagonal_cosines(centred), _off_diagonal_cosines(w)
     nc3 = float((w / w.norm() - centred / centred.norm()).norm())
-    logits = h @ w.T + (0 if bias is None else bias.detach().double())
+    logits = h @ w.T + (0 if b is None else b)
     nearest = torch.cdist(h, means).argmin(1)
     decision = logits.argmax(1)
     return NeuralCollapse(

@@ -161,6 +161,10 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targ
     require(num_probes is None or (isinstance(num_probes, int) and num_probes >= 1),
             f"num_probes must be an integer >= 1 or None (exact), got {num_probes!r}")
     g = per_example_gradients(model, loss_fn, inputs, targets, chunk_size=chunk_size, allow_train_mode=allow_train_mode)
+    if not bool(torch.isfinite(g).all()):
+        row = int((~torch.isfinite(g)).any(dim=1).nonzero()[0])
+        raise ConfigError(f"example {row}'s gradient is not finite (NaN or infinite inputs, targets or parameters?); "
+                          "drop that example or fix the model")
     n = len(g)
     mean = g.mean(dim=0)
     centred = g - mean
@@ -277,7 +281,11 @@ def two_batch_noise_scale(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
         idx = draw(gen, size)
         loss = loss_fn(model(inputs[idx]), targets[idx])
         grads = torch.autograd.grad(loss, [named[n] for n in params], allow_unused=True)
-        return math.fsum(float((g * g).sum()) for g in grads if g is not None)
+        value = math.fsum(float((g * g).sum()) for g in grads if g is not None)
+        if not math.isfinite(value):
+            raise ConfigError(f"a batch of {size} gave a non-finite gradient (NaN or infinite inputs, targets or "
+                              "parameters?); fix the data or the model")
+        return value
 
     small, big = [], []
     for _ in range(num_pairs):

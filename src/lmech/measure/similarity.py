@@ -35,8 +35,12 @@ def _as_tensor(name: str, a) -> Tensor:
     if t.ndim != 2:
         raise ConfigError(f"{name} must be 2-D (examples × features), got shape {tuple(t.shape)}; "
                           "flatten each example's features first (e.g. x.reshape(len(x), -1))")
+    if t.is_complex():
+        raise ConfigError(f"{name} is complex; pass real features (e.g. concatenate real and imaginary parts)")
     if not t.is_floating_point():
         t = t.to(torch.float64)
+    elif t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()  # sums of squares overflow half precision
     t = t.detach()
     bad = ~torch.isfinite(t)
     if bool(bad.any()):
@@ -113,11 +117,14 @@ def linear_cka(x, y, *, debiased: bool = False) -> float:
 
 
 def _ratio(xy: Tensor, xx: Tensor, yy: Tensor) -> float:
-    xx, yy = float(xx), float(yy)
+    xy, xx, yy = float(xy), float(xx), float(yy)
+    if not all(math.isfinite(v) for v in (xy, xx, yy)):
+        raise ConfigError("a sum of squares overflowed the inputs' dtype (features too large); pass float64 or "
+                          "rescale the representations")
     if not (xx > 0 and yy > 0):
         raise ConfigError("a representation is constant over the examples (its HSIC with itself is "
                           f"{min(xx, yy):.3g}), so CKA is undefined; drop constant features or use more examples")
-    return float(xy) / math.sqrt(xx * yy)
+    return xy / math.sqrt(xx * yy)
 
 
 def _hsic_from_grams(k: Tensor, l: Tensor, debiased: bool) -> Tensor:  # noqa: E741 - the papers' L
@@ -208,7 +215,7 @@ def _knn(z: Tensor, k: int) -> Tensor:
 
 
 def _check_k(k: int, n: int) -> None:
-    if not (isinstance(k, int) and 1 <= k <= n - 1):
+    if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 1 <= k <= n - 1):
         raise ConfigError(f"k must be an integer in 1..n−1 = {n - 1}, got {k!r}")
 
 
@@ -272,11 +279,11 @@ def cknna(x, y, k: int = 10) -> float:
     _check_k(k, len(x))
     n = len(x)
     grams, masks = [], []
-    h = torch.eye(n, dtype=x.dtype) - 1.0 / n
+    h = torch.eye(n, dtype=x.dtype, device=x.device) - 1.0 / n
     for z in (x, y):
         zn = torch.nn.functional.normalize(z, dim=1)
         grams.append(h @ (zn @ zn.T) @ h)
-        mask = torch.zeros(n, n, dtype=torch.bool)
+        mask = torch.zeros(n, n, dtype=torch.bool, device=x.device)
         mask.scatter_(1, _knn(z, k), True)
         masks.append(mask)
     (kx, ky), (mx, my) = grams, masks
