@@ -63,4 +63,4 @@ def test_quick_setting_passes_every_check():
     law = get_law("mup-coord-check")
     result = law.run(law.config("quick"))
     failed = [(c.name, c.measured, c.predicted) for c in result.checks if not c.passed]
-    assert not failed and len(result.checks) == 5
+    assert not failed and len(result.checks) == 6

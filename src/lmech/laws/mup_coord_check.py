@@ -15,6 +15,7 @@ Checks.
 
 * muP: for every layer, the largest over steps 1-5 of ``max_w / min_w`` of its mean |activation| is below 1.3
   (the issue's factor; measured ≤ 1.13, the readout at step 1).
+* muP: the same for every layer's mean |update| ``|αΔW x|`` (measured ≤ 1.1).
 * SP: the hidden or the output layer's mean |update| ``|αΔW x|`` (steps 1-5 averaged) grows with width with
   a fitted log-log slope ≥ 0.3 (measured 0.9 and 0.65): SP does not transfer.
 * Spectral condition (Yang, Simon, Bernstein 2023, arXiv:2310.17813, Condition 1): under muP, for every weight
@@ -99,10 +100,10 @@ def _per_width(records: Records, observable: str, steps) -> dict[str, dict[int, 
             for layer, by_step in values.items()}
 
 
-def activation_spread(records: Records, steps) -> dict[str, float]:
-    """Per layer: ``max`` over ``steps`` of ``max_w / min_w`` of its mean |activation| (seeds averaged)."""
+def activation_spread(records: Records, steps, observable: str = "activation") -> dict[str, float]:
+    """Per layer: ``max`` over ``steps`` of ``max_w / min_w`` of its mean |``observable``| (seeds averaged)."""
     out = {}
-    for layer, by_step in _per_width(records, "activation", steps).items():
+    for layer, by_step in _per_width(records, observable, steps).items():
         out[layer] = max(max(per.values()) / min(per.values()) for per in by_step.values())
     return out
 
@@ -174,12 +175,16 @@ class MupCoordCheck(Law):
             records.extend(part)
             scales = {w: {layer: v["spectral_scale"] for layer, v in spectral_norms(make(w, config.seed)).items()}
                       for w in config.widths}
-            results[name] = {"spread": activation_spread(part, checked), "updates": update_slopes(part, checked),
+            results[name] = {"spread": activation_spread(part, checked),
+                             "update_spread": activation_spread(part, checked, "update"),
+                             "updates": update_slopes(part, checked),
                              "spectral": normalised_spectral_slopes(part, scales, config.steps),
                              "activation_slopes": width_slopes(part, "activation", step=config.steps)}
         checks = self.compare(results)
         summary = {}
         for name, r in results.items():
+            for layer, v in r["update_spread"].items():
+                summary[f"{name}: layer {layer} mean |update|, max/min over widths (steps 1-{config.steps})"] = v
             for layer, v in r["spread"].items():
                 summary[f"{name}: layer {layer} mean |activation|, max/min over widths (steps 1-{config.steps})"] = v
             for layer, v in r["updates"].items():
@@ -197,6 +202,11 @@ class MupCoordCheck(Law):
                 for i, layer in enumerate(order)}
         checks = [Check.at_most(f"muP {role[layer]} layer {layer}: mean |activation|, max/min over widths, worst step",
                                 mup["spread"][layer], ACTIVATION_FACTOR) for layer in order]
+        if "update_spread" in mup:
+            worst = max(mup["update_spread"], key=mup["update_spread"].get)
+            checks.append(Check.at_most(f"muP: mean |αΔW x| of every layer, max/min over widths, worst layer and step "
+                                        f"({role.get(worst, '')} layer {worst})", mup["update_spread"][worst],
+                                        ACTIVATION_FACTOR))
         growing = {layer: sp["updates"][layer] for layer in order[1:] if layer in sp["updates"]}  # hidden and readout
         best = max(growing, key=growing.get) if growing else ""
         checks.append(Check.at_least(f"SP: largest update log-log slope of the hidden and output layers "

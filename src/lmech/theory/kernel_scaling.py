@@ -18,11 +18,12 @@ and ``b > 1`` (a target of finite power). Then:
   with one power of ``κ/λ_i`` instead of two. Bach (arXiv:2303.01372); Atanasov, Zavatone-Veth,
   Pehlevan (arXiv:2405.00592); Maloney, Roberts, Sully (arXiv:2210.16859).
 
-The closed forms are the exponents of the *asymptotic* power laws. At finite size the learning curve
-bends towards them with corrections that decay like ``size^(−|b − 1 − 2a|)`` (kernel regression) or
-``size^(−|b − 1 − a|)`` (random features), so over two decades the local slope can differ from the
-closed form by 0.1 when ``b − 1`` is close to ``2a`` (or ``a``); :func:`loglog_slope` of the theory's own
-curve at the measured sizes is the finite-range prediction.
+The closed forms are the exponents of the *asymptotic* power laws of an infinite spectrum. At finite size
+the learning curve bends towards them with corrections that decay like ``size^(−|b − 1 − 2a|)`` (kernel
+regression) or ``size^(−|b − 1 − a|)`` (random features), and a spectrum cut at ``M`` modes bends it further
+as the size approaches ``M`` (the unlearnable tail beyond ``M`` is missing): over two decades the local slope
+can differ from the closed form by 0.1 or more. :func:`loglog_slope` of the theory's own curve at the
+measured sizes is the finite-range, finite-``M`` prediction.
 """
 
 from __future__ import annotations
