@@ -368,3 +368,10 @@ def test_structured_ntk_accepts_a_parametrised_mlp(generator):
     x = torch.randn(5, 3, generator=generator, dtype=torch.float64)
     structured = empirical_ntk(model, x, x, output="full", method="structured")
     torch.testing.assert_close(structured, empirical_ntk(model, x, x, output="full", method="jacobian"), rtol=1e-10, atol=1e-12)
+
+
+def test_tied_weights_are_refused_rather_than_silently_untied():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    model[4].weight = model[2].weight
+    with pytest.raises(ConfigError, match="share one tensor"):
+        parametrize(model, "mup", base_width=4)

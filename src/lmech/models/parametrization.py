@@ -304,7 +304,8 @@ def parametrize(
         seed: seeds the private generator; 0 ≤ seed < 2**32.
 
     Raises:
-        ConfigError: the model is already parametrised; a module lmech cannot parametrise (the
+        ConfigError: the model is already parametrised; two layers share a parameter (tied weights); a module
+            lmech cannot parametrise (the
             message names it, e.g. ``'features.0' (Conv2d)``), including a linear layer without a role;
             a non-positive or non-finite width; ``base_d_head`` for a model without attention.
         UnknownNameError: an unknown parametrisation name.
@@ -335,6 +336,12 @@ def parametrize(
     if base_d_head is not None:
         _positive("base_d_head", base_d_head)
     require("" not in layer_roles, f"cannot parametrise a bare {type(model).__name__}: it has no width to scale")
+    owners: dict[int, str] = {}
+    for name in layer_roles:  # rebuilding a layer replaces its tensors, which would silently untie shared ones
+        for pname, param in model.get_submodule(name).named_parameters(recurse=False):
+            other = owners.setdefault(id(param), f"{name}.{pname}")
+            require(other == f"{name}.{pname}", f"{other!r} and {name}.{pname!r} share one tensor (tied weights); "
+                                                "parametrize would untie them — tie them after parametrising instead")
     gen = torch.Generator().manual_seed(seed)
     param_roles: dict[str, str] = {}
     with torch.no_grad():
