@@ -14,10 +14,10 @@ def data():
     return torch.randn(40, 5, generator=gen, dtype=torch.float64), torch.randn(40, 3, generator=gen, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_members_train_as_their_own_modules(data, optimizer):
+@pytest.mark.parametrize(("optimizer", "activation"), [("sgd", "tanh"), ("adam", "tanh"), ("adam", "relu")])
+def test_members_train_as_their_own_modules(data, optimizer, activation):
     x, y = data
-    models = [mlp(5, [7, 6], 3, activation="tanh", seed=s, dtype=torch.float64) for s in range(3)]
+    models = [mlp(5, [7, 6], 3, activation=activation, seed=s, dtype=torch.float64) for s in range(3)]
     net = StackedMLP(models)
     adam = StackedAdam(net, lr=0.01, betas=(0.8, 0.99), eps=1e-8) if optimizer == "adam" else None
     opts = [torch.optim.Adam(m.parameters(), lr=0.01, betas=(0.8, 0.99), eps=1e-8) if adam
@@ -40,9 +40,10 @@ def test_members_train_as_their_own_modules(data, optimizer):
         torch.testing.assert_close(net.losses(x, y)[i], half_squared_error(model(x), y))
 
 
-def test_only_tanh_mlps_stack():
-    relu = mlp(5, [7], 3, activation="relu")
-    with pytest.raises(ConfigError, match="got ReLU at '1'"):
-        StackedMLP([relu])
+def test_only_tanh_or_relu_mlps_stack():
+    with pytest.raises(ConfigError, match="got GELU at '1'"):
+        StackedMLP([mlp(5, [7], 3, activation="gelu")])
+    with pytest.raises(ConfigError, match="one activation throughout"):
+        StackedMLP([mlp(5, [7], 3, activation="relu"), mlp(5, [7], 3, activation="tanh")])
     with pytest.raises(ConfigError, match="share their layer shapes"):
         StackedMLP([mlp(5, [7], 3), mlp(5, [8], 3)])

@@ -64,6 +64,7 @@ from ..data.digits import load_digits
 from ..models import mlp, param_groups, parametrize
 from ..progress import NO_PROGRESS, Progress
 from ..train.records import Records
+from ..train.stacked import StackedMLP
 from .base import Check, Law, LawResult, Reference
 from .plots_mup import lr_transfer_figure
 from .registry import register
@@ -217,7 +218,7 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Tensor:
     return torch.stack(rows) if rows else torch.zeros(0, batch_size, dtype=torch.long)
 
 
-class LrSweepMLP:
+class LrSweepMLP(StackedMLP):
     """The members ``(seed, lr)`` of one parametrised MLP family, stacked so one step trains them all.
 
     Member ``i = s · len(lrs) + j`` is ``parametrize(mlp(in, [width] * depth, out, activation), parametrization,
@@ -234,46 +235,18 @@ class LrSweepMLP:
                  lrs: Sequence[float], seeds: Sequence[int], depth: int = 2, activation: str = "relu"):
         require(len(lrs) >= 1 and len(seeds) >= 1, f"need at least one lr and one seed, got {lrs!r} and {seeds!r}")
         one_of("activation", activation, ACTIVATIONS)
-        self.activation, self.lrs, self.seeds = activation, [float(lr) for lr in lrs], list(seeds)
-        linears, rates = [], []
+        self.lrs, self.seeds = [float(lr) for lr in lrs], list(seeds)
+        models, rates = [], []
         for seed in self.seeds:
             model = parametrize(mlp(in_features, [width] * depth, out_features, activation=activation, seed=seed),
                                 parametrization, base_width=base_width, seed=seed)
             layers = [m for m in model if isinstance(m, nn.Linear)]
-            linears.append(layers)
+            models.append(model)
             for lr in self.lrs:
                 rate = {id(p): g["lr"] for g in param_groups(model, lr, "adam") for p in g["params"]}
                 rates.append([(rate[id(m.weight)], rate[id(m.bias)]) for m in layers])
-        first = linears[0]
-        self.weight_multipliers = [float(getattr(m, "weight_multiplier", 1.0)) for m in first]
-        self.bias_multipliers = [float(getattr(m, "bias_multiplier", 1.0)) for m in first]
-        repeat = len(self.lrs)
-        self.weights = [torch.stack([ls[i].weight.detach().T for ls in linears for _ in range(repeat)]).contiguous()
-                        for i in range(len(first))]
-        self.biases = [torch.stack([ls[i].bias.detach()[None] for ls in linears for _ in range(repeat)]).contiguous()
-                       for i in range(len(first))]
+        super().__init__([model for model in models for _ in self.lrs])
         self._rates = rates  # per member, per layer: (weight lr, bias lr)
-
-    @property
-    def members(self) -> int:
-        return len(self.weights[0])
-
-    @property
-    def leaves(self) -> list[Tensor]:
-        """Every stacked tensor, weights first."""
-        return [*self.weights, *self.biases]
-
-    def forward(self, x: Tensor, leaves: Sequence[Tensor] | None = None) -> Tensor:
-        """Outputs of shape (members, batch, out) for inputs ``x`` of shape (batch, in), shared by every member,
-        or (members, batch, in), one batch per member."""
-        leaves = self.leaves if leaves is None else leaves
-        n = len(self.weights)
-        h = x if x.dim() == 3 else x.expand(self.members, *x.shape)
-        for i, (w, b) in enumerate(zip(leaves[:n], leaves[n:])):
-            h = torch.baddbmm(b, h, w, beta=self.bias_multipliers[i], alpha=self.weight_multipliers[i])
-            if i < n - 1:
-                h = torch.relu(h) if self.activation == "relu" else torch.tanh(h)
-        return h
 
     def losses(self, x: Tensor, labels: Tensor, leaves: Sequence[Tensor] | None = None) -> Tensor:
         """Each member's mean cross-entropy, shape (members,); ``labels`` of shape (batch,) or (members, batch)."""

@@ -27,33 +27,49 @@ def half_squared_error(outputs: Tensor, targets: Tensor) -> Tensor:
     return 0.5 * ((outputs - targets) ** 2).sum(-1).mean()
 
 
+ACTIVATIONS = {nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
+
+
 class StackedMLP:
-    """The members of an ``nn.Sequential`` MLP family (``nn.Linear`` layers with ``tanh`` between them, as
-    :func:`lmech.models.mlp` builds with ``activation="tanh"``), stacked.
+    """The members of an ``nn.Sequential`` MLP family (``nn.Linear`` layers, or :class:`lmech.models.ScaledLinear`
+    with their ``weight_multiplier`` and ``bias_multiplier``, with one kind of activation, ``tanh`` or ``ReLU``,
+    between them: what :func:`lmech.models.mlp` builds, parametrised or not), stacked. A model may be passed
+    several times (e.g. once per learning rate); each occurrence becomes a member with its own copy.
 
     Attributes:
         weights: per layer, shape ``(members, fan_in, fan_out)`` (each ``nn.Linear.weight`` transposed).
         biases: per layer, shape ``(members, 1, fan_out)``.
+        weight_multipliers, bias_multipliers: per layer, shared by the members.
 
     Raises:
-        ConfigError: no models, a layer other than ``nn.Linear`` / ``nn.Tanh``, a linear layer without bias,
-            or members of different shapes.
+        ConfigError: no models, a layer other than ``nn.Linear`` / ``nn.Tanh`` / ``nn.ReLU``, two kinds of
+            activation, a linear layer without bias, or members of different shapes or multipliers.
     """
 
     def __init__(self, models: Sequence[nn.Module]):
         require(len(models) >= 1, "StackedMLP needs at least one model")
-        layers = []
+        layers, kinds = [], set()
         for model in models:
             for name, module in model.named_children():
-                require(isinstance(module, (nn.Linear, nn.Tanh)),
-                        f"StackedMLP stacks nn.Linear and nn.Tanh layers only, got {type(module).__name__} at {name!r}")
+                require(isinstance(module, (nn.Linear, *ACTIVATIONS)),
+                        f"StackedMLP stacks nn.Linear, nn.Tanh and nn.ReLU layers only, got {type(module).__name__} "
+                        f"at {name!r}")
+                if not isinstance(module, nn.Linear):
+                    kinds.add(type(module))
             linear = [m for m in model.children() if isinstance(m, nn.Linear)]
             require(all(m.bias is not None for m in linear), "StackedMLP needs every nn.Linear to have a bias")
             layers.append(linear)
+        require(len(kinds) <= 1, f"members must use one activation throughout, got {sorted(k.__name__ for k in kinds)}")
+        self.activation = ACTIVATIONS[kinds.pop()] if kinds else torch.tanh
         shapes = [[tuple(m.weight.shape) for m in ls] for ls in layers]
         require(all(s == shapes[0] for s in shapes), f"members must share their layer shapes, got {shapes}")
-        self.weights = [torch.stack([ls[i].weight.detach().T for ls in layers]).clone() for i in range(len(layers[0]))]
-        self.biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers]).clone() for i in range(len(layers[0]))]
+        scales = [[(float(getattr(m, "weight_multiplier", 1.0)), float(getattr(m, "bias_multiplier", 1.0))) for m in ls]
+                  for ls in layers]
+        require(all(s == scales[0] for s in scales), "members must share their layers' multipliers")
+        self.weight_multipliers = [w for w, _ in scales[0]]
+        self.bias_multipliers = [b for _, b in scales[0]]
+        self.weights = [torch.stack([ls[i].weight.detach().T for ls in layers]).contiguous() for i in range(len(layers[0]))]
+        self.biases = [torch.stack([ls[i].bias.detach()[None] for ls in layers]).contiguous() for i in range(len(layers[0]))]
 
     @property
     def members(self) -> int:
@@ -64,13 +80,17 @@ class StackedMLP:
         """Every stacked tensor, weights first."""
         return [*self.weights, *self.biases]
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Every member on the same inputs ``x`` of shape ``(batch, fan_in)`` → ``(members, batch, out)``."""
-        h = x.expand(self.members, *x.shape)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b, h, w)
-            if i < len(self.weights) - 1:
-                h = torch.tanh(h)
+    def forward(self, x: Tensor, leaves: Sequence[Tensor] | None = None) -> Tensor:
+        """Every member on inputs ``x`` → ``(members, batch, out)``: ``x`` of shape ``(batch, fan_in)`` shared by all,
+        or ``(members, batch, fan_in)``, one batch each. ``leaves`` (shaped like :attr:`leaves`) replace the stored
+        tensors, e.g. copies that require grad."""
+        leaves = self.leaves if leaves is None else leaves
+        n = len(self.weights)
+        h = x if x.dim() == 3 else x.expand(self.members, *x.shape)
+        for i, (w, b) in enumerate(zip(leaves[:n], leaves[n:])):
+            h = torch.baddbmm(b, h, w, beta=self.bias_multipliers[i], alpha=self.weight_multipliers[i])
+            if i < n - 1:
+                h = self.activation(h)
         return h
 
     def losses(self, x: Tensor, y: Tensor) -> Tensor:
