@@ -3,6 +3,15 @@
 from .coord_check import coord_check as coord_check
 from .coord_check import spectral_norms as spectral_norms
 from .coord_check import width_slopes as width_slopes
+from .fourier import excluded_loss as excluded_loss
+from .fourier import fourier_basis as fourier_basis
+from .fourier import fourier_power as fourier_power
+from .fourier import frequency_projector as frequency_projector
+from .fourier import group_fourier_power as group_fourier_power
+from .fourier import group_fourier_transform as group_fourier_transform
+from .fourier import key_frequencies as key_frequencies
+from .fourier import restricted_logits as restricted_logits
+from .fourier import restricted_loss as restricted_loss
 from .hessian import HessianOperator as HessianOperator
 from .hessian import check_eval_mode as check_eval_mode
 from .hessian import hvp as hvp
@@ -19,6 +28,12 @@ from .noise_scale import two_batch_noise_scale as two_batch_noise_scale
 from .ntk import empirical_ntk as empirical_ntk
 from .ntk import kernel_target_alignment as kernel_target_alignment
 from .ntk import relative_kernel_change as relative_kernel_change
+from .probes import LinearProbe as LinearProbe
+from .probes import linear_probe as linear_probe
+from .probes import principal_angles as principal_angles
+from .probes import probe_subspace as probe_subspace
+from .probes import r2_score as r2_score
+from .probes import subspace_overlap as subspace_overlap
 from .sharpness import hessian_eigenpairs as hessian_eigenpairs
 from .sharpness import hessian_eigenvalues as hessian_eigenvalues
 from .sharpness import sharpness as sharpness
@@ -34,10 +49,12 @@ from .similarity import svcca as svcca
 from .trace import hessian_trace as hessian_trace
 
 __all__ = [
-    "EigenResult", "HessianOperator", "NeuralCollapse", "NoiseScale", "cca_correlations", "check_eval_mode",
-    "cknna", "coord_check", "empirical_ntk", "gradient_noise_scale", "hessian_eigenpairs",
-    "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment", "lanczos", "linear_cka",
-    "mean_squared_cca", "mutual_knn", "neural_collapse", "per_example_gradients", "power_iteration",
-    "procrustes_distance", "pwcca", "rbf_cka", "relative_kernel_change", "sharpness", "spectral_norms",
-    "svcca", "two_batch_estimate", "two_batch_noise_scale", "width_slopes",
+    "EigenResult", "HessianOperator", "LinearProbe", "NeuralCollapse", "NoiseScale", "cca_correlations",
+    "check_eval_mode", "cknna", "coord_check", "empirical_ntk", "excluded_loss", "fourier_basis", "fourier_power",
+    "frequency_projector", "gradient_noise_scale", "group_fourier_power", "group_fourier_transform",
+    "hessian_eigenpairs", "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment",
+    "key_frequencies", "lanczos", "linear_cka", "linear_probe", "mean_squared_cca", "mutual_knn", "neural_collapse",
+    "per_example_gradients", "power_iteration", "principal_angles", "probe_subspace", "procrustes_distance",
+    "pwcca", "r2_score", "rbf_cka", "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness",
+    "spectral_norms", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale", "width_slopes",
 ]
