@@ -20,6 +20,12 @@ from .lanczos import lanczos as lanczos
 from .lanczos import power_iteration as power_iteration
 from .neural_collapse import NeuralCollapse as NeuralCollapse
 from .neural_collapse import neural_collapse as neural_collapse
+from .neurons import activation_correlation as activation_correlation
+from .neurons import best_match as best_match
+from .neurons import best_match_correlations as best_match_correlations
+from .neurons import class_selectivity as class_selectivity
+from .neurons import constant_neurons as constant_neurons
+from .neurons import universal_mask as universal_mask
 from .noise_scale import NoiseScale as NoiseScale
 from .noise_scale import gradient_noise_scale as gradient_noise_scale
 from .noise_scale import per_example_gradients as per_example_gradients
@@ -49,12 +55,14 @@ from .similarity import svcca as svcca
 from .trace import hessian_trace as hessian_trace
 
 __all__ = [
-    "EigenResult", "HessianOperator", "LinearProbe", "NeuralCollapse", "NoiseScale", "cca_correlations",
-    "check_eval_mode", "cknna", "coord_check", "empirical_ntk", "excluded_loss", "fourier_basis", "fourier_power",
+    "EigenResult", "HessianOperator", "LinearProbe", "NeuralCollapse", "NoiseScale", "activation_correlation",
+    "best_match", "best_match_correlations", "cca_correlations", "check_eval_mode", "cknna", "class_selectivity",
+    "constant_neurons", "coord_check", "empirical_ntk", "excluded_loss", "fourier_basis", "fourier_power",
     "frequency_projector", "gradient_noise_scale", "group_fourier_power", "group_fourier_transform",
     "hessian_eigenpairs", "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment",
     "key_frequencies", "lanczos", "linear_cka", "linear_probe", "mean_squared_cca", "mutual_knn", "neural_collapse",
     "per_example_gradients", "power_iteration", "principal_angles", "probe_subspace", "procrustes_distance",
     "pwcca", "r2_score", "rbf_cka", "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness",
-    "spectral_norms", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale", "width_slopes",
+    "spectral_norms", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale", "universal_mask",
+    "width_slopes",
 ]
