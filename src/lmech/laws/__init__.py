@@ -8,6 +8,7 @@ from . import eigenlearning as _eigenlearning  # noqa: F401 - registers the law
 from . import kernel_scaling_exponent as _kernel_scaling_exponent  # noqa: F401 - registers the law
 from . import mup_coord_check as _mup_coord_check  # noqa: F401 - registers the law
 from . import mup_lr_transfer as _mup_lr_transfer  # noqa: F401 - registers the law
+from . import neural_collapse as _neural_collapse  # noqa: F401 - registers the law
 from . import neuron_universality as _neuron_universality  # noqa: F401 - registers the law
 from . import ntk_infinite_width as _ntk_infinite_width  # noqa: F401 - registers the law
 from . import representation_convergence as _representation_convergence  # noqa: F401 - registers the law
