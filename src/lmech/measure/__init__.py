@@ -52,17 +52,30 @@ from .similarity import procrustes_distance as procrustes_distance
 from .similarity import pwcca as pwcca
 from .similarity import rbf_cka as rbf_cka
 from .similarity import svcca as svcca
+from .spectra import LayerSpectrum as LayerSpectrum
+from .spectra import PowerLawTail as PowerLawTail
+from .spectra import aspect_ratio as aspect_ratio
+from .spectra import effective_rank as effective_rank
+from .spectra import esd as esd
+from .spectra import fit_power_law as fit_power_law
+from .spectra import layer_spectrum as layer_spectrum
+from .spectra import permute_entries as permute_entries
+from .spectra import power_law_alpha as power_law_alpha
+from .spectra import singular_values as singular_values
+from .spectra import stable_rank as stable_rank
 from .trace import hessian_trace as hessian_trace
 
 __all__ = [
-    "EigenResult", "HessianOperator", "LinearProbe", "NeuralCollapse", "NoiseScale", "activation_correlation",
-    "best_match", "best_match_correlations", "cca_correlations", "check_eval_mode", "cknna", "class_selectivity",
-    "constant_neurons", "coord_check", "empirical_ntk", "excluded_loss", "fourier_basis", "fourier_power",
+    "EigenResult", "HessianOperator", "LayerSpectrum", "LinearProbe", "NeuralCollapse", "NoiseScale",
+    "PowerLawTail", "activation_correlation", "aspect_ratio", "best_match", "best_match_correlations",
+    "cca_correlations", "check_eval_mode", "cknna", "class_selectivity", "constant_neurons", "coord_check",
+    "effective_rank", "empirical_ntk", "esd", "excluded_loss", "fit_power_law", "fourier_basis", "fourier_power",
     "frequency_projector", "gradient_noise_scale", "group_fourier_power", "group_fourier_transform",
     "hessian_eigenpairs", "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment",
-    "key_frequencies", "lanczos", "linear_cka", "linear_probe", "mean_squared_cca", "mutual_knn", "neural_collapse",
-    "per_example_gradients", "power_iteration", "principal_angles", "probe_subspace", "procrustes_distance",
-    "pwcca", "r2_score", "rbf_cka", "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness",
-    "spectral_norms", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale", "universal_mask",
-    "width_slopes",
+    "key_frequencies", "lanczos", "layer_spectrum", "linear_cka", "linear_probe", "mean_squared_cca", "mutual_knn",
+    "neural_collapse", "per_example_gradients", "permute_entries", "power_iteration", "power_law_alpha",
+    "principal_angles", "probe_subspace", "procrustes_distance", "pwcca", "r2_score", "rbf_cka",
+    "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness", "singular_values",
+    "spectral_norms", "stable_rank", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale",
+    "universal_mask", "width_slopes",
 ]

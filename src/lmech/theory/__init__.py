@@ -21,6 +21,10 @@ from .ntk_kernels import dual_activation as dual_activation
 from .ntk_kernels import infinite_width_kernels as infinite_width_kernels
 from .ntk_kernels import nngp_kernel as nngp_kernel
 from .ntk_kernels import ntk_kernel as ntk_kernel
+from .random_matrix import ks_distance_to_marchenko_pastur as ks_distance_to_marchenko_pastur
+from .random_matrix import marchenko_pastur_cdf as marchenko_pastur_cdf
+from .random_matrix import marchenko_pastur_density as marchenko_pastur_density
+from .random_matrix import marchenko_pastur_edges as marchenko_pastur_edges
 from .scaling import Approach2Fit as Approach2Fit
 from .scaling import ChinchillaFit as ChinchillaFit
 from .scaling import PowerLawFit as PowerLawFit
@@ -36,38 +40,12 @@ from .stability import gd_quadratic_trajectory as gd_quadratic_trajectory
 from .stability import stability_threshold as stability_threshold
 
 __all__ = [
-    "TradeoffFit",
-    "fit_steps_examples_tradeoff",
-    "effective_init_strength",
-    "mode_learning_times",
-    "mode_trajectories",
-    "staircase_loss",
-    "BCPPrediction",
-    "EigenlearningPrediction",
-    "bcp_learning_curve",
-    "eigenlearning",
-    "FinitePopulationPrediction",
-    "finite_population_eigenlearning",
-    "InfiniteWidthKernels",
-    "dual_activation",
-    "infinite_width_kernels",
-    "nngp_kernel",
-    "ntk_kernel",
-    "Approach2Fit",
-    "ChinchillaFit",
-    "PowerLawFit",
-    "chinchilla_init_grid",
-    "chinchilla_loss",
-    "compute_equivalent_factor",
-    "compute_optimal",
-    "fit_approach2",
-    "fit_chinchilla",
-    "fit_power_law",
-    "frontier_loss",
-    "gd_quadratic_trajectory",
-    "stability_threshold",
-    "RandomFeaturePrediction",
-    "loglog_slope",
-    "random_feature_learning_curve",
-    "scaling_exponent",
+    "Approach2Fit", "BCPPrediction", "ChinchillaFit", "EigenlearningPrediction", "FinitePopulationPrediction",
+    "InfiniteWidthKernels", "PowerLawFit", "RandomFeaturePrediction", "TradeoffFit", "bcp_learning_curve",
+    "chinchilla_init_grid", "chinchilla_loss", "compute_equivalent_factor", "compute_optimal", "dual_activation",
+    "effective_init_strength", "eigenlearning", "finite_population_eigenlearning", "fit_approach2",
+    "fit_chinchilla", "fit_power_law", "fit_steps_examples_tradeoff", "frontier_loss", "gd_quadratic_trajectory",
+    "infinite_width_kernels", "ks_distance_to_marchenko_pastur", "loglog_slope", "marchenko_pastur_cdf",
+    "marchenko_pastur_density", "marchenko_pastur_edges", "mode_learning_times", "mode_trajectories", "nngp_kernel",
+    "ntk_kernel", "random_feature_learning_curve", "scaling_exponent", "stability_threshold", "staircase_loss",
 ]
