@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lmech.errors import ConfigError
+from lmech.errors import ConfigError, NonFiniteError
 from lmech.laws import get_law
 from lmech.laws import neural_collapse as _neural_collapse  # noqa: F401 - registers the law
 from lmech.laws.neural_collapse import NeuralCollapseConfig, balanced_digits, measurement_steps
@@ -42,12 +42,17 @@ def test_cross_entropy_on_the_same_budget_does_not_collapse():
 
 def test_a_run_stopped_early_has_no_terminal_phase_to_check():
     """Zero training error comes after tens of steps; 60 steps cannot be 11·t₀, so the NC1 check must fail (NaN),
-    not pass on a phase that was never run."""
+    not pass on a phase that was never run; so must every other check."""
     law = get_law("neural-collapse")
     result = law.run(law.config("quick", per_class=10, widths=(64, 64), steps=60, measurements=5))
-    nc1 = next(c for c in result.checks if c.name.startswith("NC1(t₀)"))
-    assert not nc1.passed and math.isnan(nc1.measured)
+    assert all(not c.passed and math.isnan(c.measured) for c in result.checks)
     assert len(result.metrics) > 0
+
+
+def test_divergence_names_the_learning_rate():
+    law = get_law("neural-collapse")
+    with pytest.raises(NonFiniteError, match=r"training diverged at step \d+ .*lower lr \(got 5.0\)"):
+        law.run(law.config("quick", per_class=10, widths=(64, 64), lr=5.0, steps=60, measurements=5))
 
 
 def test_balanced_digits_and_grid():

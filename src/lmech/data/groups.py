@@ -26,6 +26,7 @@ the template's Fourier power. The one-hot encoding is the template ``δ_e``.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 
@@ -101,9 +102,10 @@ class FiniteGroup:
 
 
 def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    """``value`` as a Python int (NumPy and torch integers accepted), or a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ConfigError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return value
+    return int(value)
 
 
 def cyclic(n: int) -> FiniteGroup:

@@ -12,6 +12,7 @@ Nanda, Chan, Lieberum, Smith, Steinhardt (2023), arXiv:2301.05217, §3 (p = 113,
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -96,11 +97,12 @@ def modular_arithmetic(p: int = 113, *, op: str = "add", train_frac: float = 0.3
     """
     if op not in OPERATIONS:
         raise ConfigError(f"op must be one of {', '.join(OPERATIONS)}, got {op!r}")
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p < 2:
         raise ConfigError(f"p must be an integer ≥ 2, got {p!r}")
+    p = int(p)
     if op == "div" and not _is_prime(p):
         raise ConfigError(f"op='div' needs a prime p (every b ≠ 0 invertible), got p = {p}")
-    if not 0 < train_frac < 1:
+    if not isinstance(train_frac, numbers.Real) or not 0 < train_frac < 1:
         raise ConfigError(f"train_frac must be in (0, 1), got {train_frac!r}")
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     a, b = a.flatten(), b.flatten()
