@@ -1,5 +1,8 @@
 """Predictions: pure, vectorised functions of numbers and arrays; no training inside."""
 
+from .agf import agf_acquisition_order as agf_acquisition_order
+from .agf import agf_max_utility as agf_max_utility
+from .agf import agf_plateau_levels as agf_plateau_levels
 from .batch_size import TradeoffFit as TradeoffFit
 from .batch_size import fit_steps_examples_tradeoff as fit_steps_examples_tradeoff
 from .deep_linear import effective_init_strength as effective_init_strength
@@ -41,11 +44,12 @@ from .stability import stability_threshold as stability_threshold
 
 __all__ = [
     "Approach2Fit", "BCPPrediction", "ChinchillaFit", "EigenlearningPrediction", "FinitePopulationPrediction",
-    "InfiniteWidthKernels", "PowerLawFit", "RandomFeaturePrediction", "TradeoffFit", "bcp_learning_curve",
-    "chinchilla_init_grid", "chinchilla_loss", "compute_equivalent_factor", "compute_optimal", "dual_activation",
-    "effective_init_strength", "eigenlearning", "finite_population_eigenlearning", "fit_approach2",
-    "fit_chinchilla", "fit_power_law", "fit_steps_examples_tradeoff", "frontier_loss", "gd_quadratic_trajectory",
-    "infinite_width_kernels", "ks_distance_to_marchenko_pastur", "loglog_slope", "marchenko_pastur_cdf",
-    "marchenko_pastur_density", "marchenko_pastur_edges", "mode_learning_times", "mode_trajectories", "nngp_kernel",
-    "ntk_kernel", "random_feature_learning_curve", "scaling_exponent", "stability_threshold", "staircase_loss",
+    "InfiniteWidthKernels", "PowerLawFit", "RandomFeaturePrediction", "TradeoffFit", "agf_acquisition_order",
+    "agf_max_utility", "agf_plateau_levels", "bcp_learning_curve", "chinchilla_init_grid", "chinchilla_loss",
+    "compute_equivalent_factor", "compute_optimal", "dual_activation", "effective_init_strength", "eigenlearning",
+    "finite_population_eigenlearning", "fit_approach2", "fit_chinchilla", "fit_power_law",
+    "fit_steps_examples_tradeoff", "frontier_loss", "gd_quadratic_trajectory", "infinite_width_kernels",
+    "ks_distance_to_marchenko_pastur", "loglog_slope", "marchenko_pastur_cdf", "marchenko_pastur_density",
+    "marchenko_pastur_edges", "mode_learning_times", "mode_trajectories", "nngp_kernel", "ntk_kernel",
+    "random_feature_learning_curve", "scaling_exponent", "stability_threshold", "staircase_loss",
 ]
