@@ -1,6 +1,14 @@
 """Models."""
 
 from .cnn import small_cnn as small_cnn
+from .composition import CompositionRNN as CompositionRNN
+from .composition import Square as Square
+from .composition import composition_mlp as composition_mlp
+from .composition import composition_tree as composition_tree
+from .composition import hidden_layers as hidden_layers
+from .composition import pair_block as pair_block
+from .composition import real_irreps as real_irreps
+from .composition import tree_depth as tree_depth
 from .mlp import mlp as mlp
 from .ntk import Erf as Erf
 from .ntk import ScaledLinear as ScaledLinear
@@ -22,7 +30,8 @@ from .transformer import CausalSelfAttention as CausalSelfAttention
 from .transformer import Transformer as Transformer
 
 __all__ = [
-    "MEAN_FIELD", "MUP", "NTK", "PARAMETRIZATIONS", "SP", "AppliedParametrization", "CausalSelfAttention", "Erf",
-    "Parametrization", "ScaledEmbedding", "ScaledLayerNorm", "ScaledLinear", "Transformer", "get_parametrization",
-    "mlp", "ntk_mlp", "param_groups", "parametrization_of", "parametrize", "small_cnn",
+    "AppliedParametrization", "CausalSelfAttention", "CompositionRNN", "Erf", "MEAN_FIELD", "MUP", "NTK",
+    "PARAMETRIZATIONS", "Parametrization", "SP", "ScaledEmbedding", "ScaledLayerNorm", "ScaledLinear", "Square",
+    "Transformer", "composition_mlp", "composition_tree", "get_parametrization", "hidden_layers", "mlp", "ntk_mlp",
+    "pair_block", "param_groups", "parametrization_of", "parametrize", "real_irreps", "small_cnn", "tree_depth",
 ]
