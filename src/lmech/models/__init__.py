@@ -9,6 +9,7 @@ from .composition import hidden_layers as hidden_layers
 from .composition import pair_block as pair_block
 from .composition import real_irreps as real_irreps
 from .composition import tree_depth as tree_depth
+from .grokking import GrokkingTransformer as GrokkingTransformer
 from .mlp import mlp as mlp
 from .ntk import Erf as Erf
 from .ntk import ScaledLinear as ScaledLinear
@@ -30,8 +31,9 @@ from .transformer import CausalSelfAttention as CausalSelfAttention
 from .transformer import Transformer as Transformer
 
 __all__ = [
-    "AppliedParametrization", "CausalSelfAttention", "CompositionRNN", "Erf", "MEAN_FIELD", "MUP", "NTK",
-    "PARAMETRIZATIONS", "Parametrization", "SP", "ScaledEmbedding", "ScaledLayerNorm", "ScaledLinear", "Square",
-    "Transformer", "composition_mlp", "composition_tree", "get_parametrization", "hidden_layers", "mlp", "ntk_mlp",
-    "pair_block", "param_groups", "parametrization_of", "parametrize", "real_irreps", "small_cnn", "tree_depth",
+    "AppliedParametrization", "CausalSelfAttention", "CompositionRNN", "Erf", "GrokkingTransformer", "MEAN_FIELD",
+    "MUP", "NTK", "PARAMETRIZATIONS", "Parametrization", "SP", "ScaledEmbedding", "ScaledLayerNorm", "ScaledLinear",
+    "Square", "Transformer", "composition_mlp", "composition_tree", "get_parametrization", "hidden_layers", "mlp",
+    "ntk_mlp", "pair_block", "param_groups", "parametrization_of", "parametrize", "real_irreps", "small_cnn",
+    "tree_depth",
 ]
