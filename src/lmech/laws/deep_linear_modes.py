@@ -246,17 +246,23 @@ def train_deep_linear(layers: list[np.ndarray], task: Task, lr: float, steps: in
                drift, diverged_at)
 
 
-def half_times(times: np.ndarray, strengths: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """The first time each mode reaches ``s_μ/2``, linearly interpolated between records; ``nan`` if never."""
-    out = np.full(len(s), np.nan)
-    for m, level in enumerate(0.5 * s):
-        hits = np.flatnonzero(strengths[:, m] >= level)
+def first_crossings(times: np.ndarray, values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The first time each column of ``values`` (T, K) reaches its ``levels[k]``, linearly interpolated between
+    records; ``times[0]`` if already there, ``nan`` if never."""
+    out = np.full(values.shape[1], np.nan)
+    for m, level in enumerate(np.broadcast_to(levels, values.shape[1])):
+        hits = np.flatnonzero(values[:, m] >= level)
         if len(hits) and hits[0] > 0:
             k = hits[0]
-            out[m] = np.interp(level, strengths[k - 1: k + 1, m], times[k - 1: k + 1])
+            out[m] = np.interp(level, values[k - 1: k + 1, m], times[k - 1: k + 1])
         elif len(hits):
             out[m] = times[0]
     return out
+
+
+def half_times(times: np.ndarray, strengths: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The first time each mode reaches ``s_μ/2``, linearly interpolated between records; ``nan`` if never."""
+    return first_crossings(times, strengths, 0.5 * np.asarray(s))
 
 
 def _prediction(s: np.ndarray, times: np.ndarray, depth: int, a0: np.ndarray) -> np.ndarray:

@@ -62,6 +62,7 @@ from ..progress import NO_PROGRESS, Progress
 from ..theory.agf import agf_acquisition_order, agf_max_utility, agf_plateau_levels
 from ..train.records import Records
 from .base import Check, Law, LawResult, Reference
+from .deep_linear_modes import first_crossings
 from .plots_fourier_order import fourier_feature_order_figure
 from .registry import register
 
@@ -204,15 +205,7 @@ def train(config: FourierFeatureOrderConfig, template: torch.Tensor, progress: P
 
 def acquisition_times(times: np.ndarray, fitted: np.ndarray, level: float = ACQUIRED) -> np.ndarray:
     """First time each column of ``fitted`` (T, K) reaches ``level``, linearly interpolated; ``nan`` if never."""
-    out = np.full(fitted.shape[1], np.nan)
-    for k in range(fitted.shape[1]):
-        hits = np.flatnonzero(fitted[:, k] >= level)
-        if len(hits) and hits[0] > 0:
-            i = hits[0]
-            out[k] = np.interp(level, fitted[i - 1: i + 1, k], times[i - 1: i + 1])
-        elif len(hits):
-            out[k] = times[0]
-    return out
+    return first_crossings(times, fitted, np.full(fitted.shape[1], level))
 
 
 def plateau_points(times: np.ndarray, loss: np.ndarray, bounds: np.ndarray) -> list[int | None]:
