@@ -7,6 +7,7 @@ from . import edge_of_stability as _edge_of_stability  # noqa: F401 - registers 
 from . import eigenlearning as _eigenlearning  # noqa: F401 - registers the law
 from . import fourier_feature_order as _fourier_feature_order  # noqa: F401 - registers the law
 from . import grokking_modular_addition as _grokking_modular_addition  # noqa: F401 - registers the law
+from . import group_composition_depth as _group_composition_depth  # noqa: F401 - registers the law
 from . import heavy_tailed_spectra as _heavy_tailed_spectra  # noqa: F401 - registers the law
 from . import kernel_scaling_exponent as _kernel_scaling_exponent  # noqa: F401 - registers the law
 from . import mup_coord_check as _mup_coord_check  # noqa: F401 - registers the law
