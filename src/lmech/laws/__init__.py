@@ -5,6 +5,7 @@ from . import critical_batch_size as _critical_batch_size  # noqa: F401 - regist
 from . import deep_linear_modes as _deep_linear_modes  # noqa: F401 - registers the law
 from . import edge_of_stability as _edge_of_stability  # noqa: F401 - registers the law
 from . import eigenlearning as _eigenlearning  # noqa: F401 - registers the law
+from . import factored_belief_geometry as _factored_belief_geometry  # noqa: F401 - registers the law
 from . import fourier_feature_order as _fourier_feature_order  # noqa: F401 - registers the law
 from . import grokking_modular_addition as _grokking_modular_addition  # noqa: F401 - registers the law
 from . import group_composition_depth as _group_composition_depth  # noqa: F401 - registers the law

@@ -1,5 +1,10 @@
 """Observables: numbers measured from a model, a loss and data at one moment."""
 
+from .belief_geometry import chance_of_orthogonality as chance_of_orthogonality
+from .belief_geometry import explained_dimension as explained_dimension
+from .belief_geometry import factor_encodings as factor_encodings
+from .belief_geometry import simplex_coordinates as simplex_coordinates
+from .belief_geometry import variance_dimension as variance_dimension
 from .coord_check import coord_check as coord_check
 from .coord_check import spectral_norms as spectral_norms
 from .coord_check import width_slopes as width_slopes
@@ -68,14 +73,15 @@ from .trace import hessian_trace as hessian_trace
 __all__ = [
     "EigenResult", "HessianOperator", "LayerSpectrum", "LinearProbe", "NeuralCollapse", "NoiseScale",
     "PowerLawTail", "activation_correlation", "aspect_ratio", "best_match", "best_match_correlations",
-    "cca_correlations", "check_eval_mode", "cknna", "class_selectivity", "constant_neurons", "coord_check",
-    "effective_rank", "empirical_ntk", "esd", "excluded_loss", "fit_power_law", "fourier_basis", "fourier_power",
+    "cca_correlations", "chance_of_orthogonality", "check_eval_mode", "cknna", "class_selectivity",
+    "constant_neurons", "coord_check", "effective_rank", "empirical_ntk", "esd", "excluded_loss",
+    "explained_dimension", "factor_encodings", "fit_power_law", "fourier_basis", "fourier_power",
     "frequency_projector", "gradient_noise_scale", "group_fourier_power", "group_fourier_transform",
     "hessian_eigenpairs", "hessian_eigenvalues", "hessian_trace", "hvp", "kernel_target_alignment",
-    "key_frequencies", "lanczos", "layer_spectrum", "linear_cka", "linear_probe", "mean_squared_cca", "mutual_knn",
-    "neural_collapse", "per_example_gradients", "permute_entries", "power_iteration", "power_law_alpha",
-    "principal_angles", "probe_subspace", "procrustes_distance", "pwcca", "r2_score", "rbf_cka",
-    "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness", "singular_values",
-    "spectral_norms", "stable_rank", "subspace_overlap", "svcca", "two_batch_estimate", "two_batch_noise_scale",
-    "universal_mask", "width_slopes",
+    "key_frequencies", "lanczos", "layer_spectrum", "linear_cka", "linear_probe", "mean_squared_cca",
+    "mutual_knn", "neural_collapse", "per_example_gradients", "permute_entries", "power_iteration",
+    "power_law_alpha", "principal_angles", "probe_subspace", "procrustes_distance", "pwcca", "r2_score",
+    "rbf_cka", "relative_kernel_change", "restricted_logits", "restricted_loss", "sharpness",
+    "simplex_coordinates", "singular_values", "spectral_norms", "stable_rank", "subspace_overlap", "svcca",
+    "two_batch_estimate", "two_batch_noise_scale", "universal_mask", "variance_dimension", "width_slopes",
 ]
