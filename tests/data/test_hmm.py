@@ -160,3 +160,5 @@ def test_bad_input_raises_config_error():
         mess3().beliefs(torch.tensor([[0, 3]]))
     with pytest.raises(ConfigError, match="either seed or generator"):
         mess3().sample(2, 2, seed=1, generator=torch.Generator())
+    with pytest.raises(ConfigError, match=r"integers ≥ 1, got 2.5 and 3"):
+        mess3().sample(2.5, 3)

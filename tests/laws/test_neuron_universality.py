@@ -128,5 +128,8 @@ def test_config_errors():
         NeuronUniversalityConfig(threshold=1.5)
     with pytest.raises(ConfigError, match="null_neurons must be an integer >= 1000"):
         NeuronUniversalityConfig(null_neurons=500)
+    NeuronUniversalityConfig(null_quantile=99.9, null_neurons=10_000)  # exactly 10 beyond the percentile
+    with pytest.raises(ConfigError, match=r"= 10000, so that"):
+        NeuronUniversalityConfig(null_quantile=99.9, null_neurons=9_999)
     with pytest.raises(ConfigError, match="n_train must leave at least 100"):
         NeuronUniversalityConfig(n_train=1750)

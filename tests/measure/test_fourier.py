@@ -173,3 +173,9 @@ def test_bad_input_raises_config_error():
         group_fourier_power(torch.ones(7), dihedral(3))
     with pytest.raises(ConfigError, match="by must be"):
         group_fourier_power(torch.ones(6), dihedral(3), by="class")
+    with pytest.raises(ConfigError, match="group must be a FiniteGroup, got 'Z8'; for a name use"):
+        group_fourier_power(torch.ones(8), "Z8")
+    with pytest.raises(ConfigError, match="no entries along dim 0"):
+        fourier_power(torch.zeros(0, 4))
+    with pytest.raises(ConfigError, match=r"frequencies must be integers, got \[1.5\]"):
+        restricted_loss(torch.zeros(5, 5, 5), [1.5])

@@ -134,8 +134,10 @@ def test_class_selectivity_against_brute_force_and_limits(acts):
     equal = torch.ones(80, 1, dtype=torch.float64)
     assert class_selectivity(torch.cat([only_class_1, equal], 1), y).tolist() == pytest.approx([1.0, 0.0])
     # a class that exists but has no example here is an error unless it is left out of num_classes
-    with pytest.raises(ConfigError, match="class 4 has no example"):
+    with pytest.raises(ConfigError, match="class 4 of 0..4 has no example"):
         class_selectivity(a, y, num_classes=5)
+    with pytest.raises(ConfigError, match=r"class 1 of 0..3 has no example.*relabel"):
+        class_selectivity(a[y != 1], y[y != 1])
 
 
 def test_errors(acts):

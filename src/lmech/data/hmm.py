@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,6 +38,12 @@ def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Gen
     if generator is not None:
         return generator
     return torch.Generator().manual_seed(0 if seed is None else seed)
+
+
+def _check_sizes(num_sequences, length) -> None:
+    ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in (num_sequences, length))
+    if not ok:
+        raise ConfigError(f"num_sequences and length must be integers ≥ 1, got {num_sequences!r} and {length!r}")
 
 
 def _check_tokens(tokens: Tensor, num_tokens: int) -> Tensor:
@@ -132,8 +139,7 @@ class HMM:
         Returns:
             ``(tokens, states)`` of shapes ``(num_sequences, length)`` and ``(num_sequences, length + 1)``, int64.
         """
-        if num_sequences < 1 or length < 1:
-            raise ConfigError(f"num_sequences and length must be ≥ 1, got {num_sequences} and {length}")
+        _check_sizes(num_sequences, length)
         gen = _generator(seed, generator)
         x, s = self.num_tokens, self.num_states
         # inverse CDF with u scaled by the row total and right=True: a zero-probability entry is never drawn

@@ -131,7 +131,7 @@ class NeuronUniversalityConfig:
                 f"threshold must be None (calibrated by the null) or a correlation in (-1, 1], got {self.threshold!r}")
         require(isinstance(self.null_quantile, (int, float)) and 50 <= self.null_quantile < 100,
                 f"null_quantile must be a percentile in [50, 100), got {self.null_quantile!r}")
-        least = math.ceil(1000 / (100 - self.null_quantile))
+        least = math.ceil(round(1000 / (100 - self.null_quantile), 6))  # 99.9 → 10,000, not 10,001 from rounding
         require(isinstance(self.null_neurons, int) and self.null_neurons >= least,
                 f"null_neurons must be an integer >= 1000 / (100 − null_quantile) = {least}, so that at least 10 null "
                 f"values lie beyond the percentile, got {self.null_neurons!r}")

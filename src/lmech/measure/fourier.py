@@ -104,6 +104,8 @@ def fourier_power(values, *, dim: int = 0, reduce: bool = True) -> Tensor:
     v = _real("values", values)
     dim = _dim(v, dim)
     p = v.shape[dim]
+    if p == 0:
+        raise ConfigError(f"values has no entries along dim {dim} (shape {tuple(v.shape)}); the group needs p ≥ 1")
     spec = torch.fft.rfft(v, dim=dim).abs().square()
     weight = torch.full((p // 2 + 1,), 2.0 / p, dtype=spec.dtype, device=spec.device)
     weight[0] = 1.0 / p
@@ -158,7 +160,10 @@ def key_frequencies(power, *, num: int | None = None, coverage: float | None = N
 
 
 def _freq_list(freqs, p: int) -> list[int]:
-    out = sorted({int(k) for k in torch.as_tensor(freqs).reshape(-1).tolist()})
+    values = torch.as_tensor(freqs).reshape(-1)
+    if values.dtype.is_floating_point or values.is_complex() or values.dtype == torch.bool:
+        raise ConfigError(f"frequencies must be integers, got {values.tolist()} ({values.dtype}); pass e.g. [1, 5]")
+    out = sorted({int(k) for k in values.tolist()})
     if out and not (0 <= out[0] and out[-1] <= p // 2):
         raise ConfigError(f"frequencies must lie in 0..{p // 2} for p = {p}, got {out}")
     return out
@@ -262,6 +267,9 @@ def group_fourier_transform(values, group: FiniteGroup, *, dim: int = 0) -> tupl
     Source:
         Serre (1977), §6.2; Marchetti, Kunin et al. (2026), arXiv:2602.03655, §2.
     """
+    if not (hasattr(group, "irreps") and hasattr(group, "order")):  # a FiniteGroup (duck-typed: no import of data)
+        raise ConfigError(f"group must be a FiniteGroup, got {group!r}; for a name use "
+                          "lmech.data.groups.group_from_name(name)")
     v = values if isinstance(values, Tensor) else torch.as_tensor(values)
     v = v.detach()
     if not bool(torch.isfinite(v).all()):

@@ -241,8 +241,9 @@ def class_selectivity(activations, labels, num_classes: int | None = None) -> Te
                           f"{int(y.min())}..{int(y.max())} and num_classes={num_classes!r}")
     counts = torch.bincount(y, minlength=c)
     if bool((counts == 0).any()):
-        raise ConfigError(f"class {int((counts == 0).nonzero()[0])} has no example; every class needs one "
-                          "(or pass num_classes to count only the classes present)")
+        raise ConfigError(f"class {int((counts == 0).nonzero()[0])} of 0..{c - 1} has no example; every class needs "
+                          "one: lower num_classes if the missing classes are the last ones, else relabel the classes present "
+                          "as 0..C'−1 (torch.unique(labels, return_inverse=True))")
     onehot = torch.nn.functional.one_hot(y.long(), c).to(torch.float64)
     means = (onehot.T @ a) / counts[:, None].to(torch.float64)  # (C, d)
     top = means.max(0).values
