@@ -70,12 +70,35 @@ def test_config_errors():
         Config(groups=("Q8",))
     with pytest.raises(ConfigError, match=r"ks must be sequence lengths >= 2, got \(1, 4\)"):
         Config(ks=(1, 4))
-    with pytest.raises(ConfigError, match="stop_accuracy must be in"):
+    with pytest.raises(ConfigError, match=r"stop_accuracy must lie between target \(0.95\) and 1"):
         Config(target=0.95, stop_accuracy=0.9)
     with pytest.raises(ConfigError, match="extra_depths must be an integer >= 1"):
         Config(extra_depths=0)
     with pytest.raises(ConfigError, match=r"checked_ks \(2, 4\) must be a subset of ks \(8,\)"):
         Config(ks=(8,))
+    with pytest.raises(ConfigError, match="ks must not repeat"):
+        Config(ks=(2, 2, 4))
+    with pytest.raises(ConfigError, match="has one element"):
+        Config(groups=("Z1",))
+    with pytest.raises(ConfigError, match="max_exhaustive must be at most"):
+        Config(max_exhaustive=10**13)
+    with pytest.raises(ConfigError, match="labels must be 'product'"):
+        Config(labels="parity")
+    with pytest.raises(ConfigError, match="labels='random' draws a label for every sequence"):
+        Config(labels="random")  # k = 16: 5^16 sequences
+
+
+def test_random_table_control_is_fitted_too():
+    """At k ≤ 4 every sequence is in training: a random lookup table over the 25 pairs is fitted at depth 1 like the
+    group's, which is why the docstring says the check there measures fitting the table."""
+    law = get_law("group-composition-depth")
+    result = law.run(small_config(law, ks=(2,), checked_ks=(2,), labels="random"))
+    assert result.summary["Z5, k=2: smallest trained depth reaching 95%"] == 1
+    data = group_composition_depth.training_data(cyclic(5), 2, law.config("quick", ks=(2,), checked_ks=(2,),
+                                                                          labels="random"))
+    (x, y) = data[0]
+    pairs = x.reshape(len(x), 2, 5).argmax(2)
+    assert not torch.equal(y, (pairs[:, 0] + pairs[:, 1]) % 5)  # not the group's labels
 
 
 def test_unchecked_lengths_are_reported_not_checked():

@@ -16,17 +16,23 @@ from matplotlib.ticker import MaxNLocator
 
 
 def depth_figure(ks: Sequence[int], smallest: Mapping[tuple[str, int], float], groups: Sequence[str],
-                 max_depth: int) -> Figure:
+                 max_depth: int, checked_ks: Sequence[int] = ()) -> Figure:
     """Nonlinear layers (or recurrent steps) needed against ``k``: the constructed RNN's ``k − 1`` steps, the tree
-    MLP's ``⌈log₂ k⌉`` layers, the bound ``⌈log₂ k⌉ + 1`` checked, and the smallest trained depth per group (an
-    open marker at ``max_depth + 1`` where no depth tried reached the target)."""
+    MLP's ``⌈log₂ k⌉`` layers, the bound ``⌈log₂ k⌉ + 1`` (solid where checked, at ``checked_ks``; dotted where
+    only reported), and the smallest trained depth per group (an open marker at ``max_depth + 1`` where no depth
+    tried reached the target)."""
     fig = Figure(figsize=(6.5, 4.8), constrained_layout=True)
     ax = fig.subplots()
     grid = np.arange(2, max(ks) + 1)
     log_depth = np.array([(int(k) - 1).bit_length() for k in grid])
     ax.plot(grid, grid - 1, color="tab:red", label="constructed RNN: k − 1 recurrent steps")
     ax.step(grid, log_depth, where="post", color="tab:blue", label="constructed tree MLP: ⌈log₂ k⌉ layers")
-    ax.step(grid, log_depth + 1, where="post", color="black", ls="--", lw=1, label="bound checked: ⌈log₂ k⌉ + 1")
+    ax.step(grid, log_depth + 1, where="post", color="black", ls=":", lw=1, label="⌈log₂ k⌉ + 1 (reported only)")
+    checked = [k for k in sorted(checked_ks) if k in ks]
+    if checked:
+        upto = grid <= max(checked)
+        ax.step(grid[upto], log_depth[upto] + 1, where="post", color="black", lw=1.5,
+                label=f"bound checked at k ∈ {tuple(checked)}: ⌈log₂ k⌉ + 1")
     markers = ("o", "s", "^", "D")
     for g, name in enumerate(groups):
         shift = 1 + 0.06 * (g - (len(groups) - 1) / 2)
