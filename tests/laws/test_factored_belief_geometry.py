@@ -2,6 +2,7 @@
 geometry sees 8 dimensions in a representation of the joint belief and 4 in a factored one; config errors; the
 quick preset passes (slow)."""
 
+import io
 import math
 
 import pytest
@@ -16,7 +17,7 @@ NAME = "factored-belief-geometry"
 
 def test_untrained_transformer_fails_learning_and_dimension():
     law = get_law(NAME)
-    result = law.run(law.config("quick", steps=0, num_eval=800, d_model=32, n_layers=1))
+    result = law.run(law.config("quick", steps=0, num_eval=800))
     by_name = {c.name.split(" (")[0]: c for c in result.checks}
     ratios = [c for c in result.checks if "at initialisation / (1 − R²) after training" in c.name]
     assert len(ratios) == 2 and all(c.measured == pytest.approx(1.0) and not c.passed for c in ratios)
@@ -24,6 +25,18 @@ def test_untrained_transformer_fails_learning_and_dimension():
     assert dimension.measured > 5 and not dimension.passed
     assert len(by_name) == 7
     assert set(result.figures) == {"factored_belief_geometry"}
+    result.figures["factored_belief_geometry"].savefig(io.BytesIO(), format="png")  # renders with only step 0
+    # d_model 8 < Π s + 1 = 10: fewer principal components than the curves would show, still reported
+    narrow = law.run(law.config("quick", steps=0, num_eval=800, d_model=8))
+    assert len(narrow.curves) == 2 * 8
+
+
+def test_four_factors_at_small_width_render():
+    """3^4 = 81 tokens and a joint dimension of 80 > d_model: the run and the figure still work."""
+    law = get_law(NAME)
+    result = law.run(law.config("quick", factors=4, steps=2, eval_every=1, num_eval=400, d_model=16, n_layers=1))
+    assert len([c for c in result.checks if "held-out R²" in c.name]) == 4
+    result.figures["factored_belief_geometry"].savefig(io.BytesIO(), format="png")
 
 
 def synthetic(config, weights_of):

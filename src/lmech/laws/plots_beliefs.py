@@ -35,10 +35,10 @@ def belief_figure(data, final, initial_fractions: torch.Tensor, records: Records
     (product) predictions marked. Bottom right: held-out loss above the optimum and each factor's probe R² over
     training."""
     factors = len(final.r2)
-    fig = Figure(figsize=(4 * factors * 2 / 2 + 4, 8.4), constrained_layout=True)
+    fig = Figure(figsize=(3.2 * 2 * factors, 7.0), constrained_layout=True)
     top = [[f"truth{f}", f"probe{f}"] for f in range(factors)]
     mosaic = [sum(top, []), ["dims"] * factors + ["train"] * factors]
-    axes = fig.subplot_mosaic(mosaic)
+    axes = fig.subplot_mosaic(mosaic, height_ratios=[1.0, 1.1])
     for f in range(factors):
         index, predicted = final.held_out[f]
         index, predicted = index[:MAX_POINTS], predicted[:MAX_POINTS]
@@ -48,7 +48,7 @@ def belief_figure(data, final, initial_fractions: torch.Tensor, records: Records
         _simplex(axes[f"probe{f}"], predicted, colours, f"factor {f + 1}: probed (R² = {final.r2[f]:.3f})")
 
     ax = axes["dims"]
-    shown = product_dim + 2
+    shown = min(product_dim + 2, len(final.fractions), len(initial_fractions))
     ks = np.arange(1, shown + 1)
     ax.plot(ks, final.fractions[:shown].numpy(), "o-", label=f"trained: D = {final.dimension}")
     ax.plot(ks, initial_fractions[:shown].numpy(), "s--", color="0.5", label="initialisation")
@@ -61,16 +61,16 @@ def belief_figure(data, final, initial_fractions: torch.Tensor, records: Records
 
     ax = axes["train"]
     steps, gap = records.series("loss_above_optimum")
-    keep = steps > 0
-    ax.plot(steps[keep], np.maximum(gap[keep], 1e-6), "k-", label="held-out loss − optimum (nats)")
-    ax.set_xscale("log")
+    ax.plot(steps, np.maximum(gap, 1e-6), "k.-", label="held-out loss − optimum (nats)")
+    first = steps[steps > 0]
+    ax.set_xscale("symlog", linthresh=float(first[0]) if len(first) else 1.0)  # step 0 (initialisation) shown
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss above the optimum (nats per token)")
     twin = ax.twinx()
     for f in range(factors):
         s, r2 = records.series("probe_r2", factor=f + 1)
-        twin.plot(s[s > 0], r2[s > 0], "-", label=f"factor {f + 1} probe R²")
+        twin.plot(s, r2, ".-", label=f"factor {f + 1} probe R²")
     twin.set_ylabel("held-out R²")
     lines = ax.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
