@@ -1,6 +1,6 @@
 """The mup-lr-transfer law: the parabola optimum against hand-computed cases, the stacked trainer against
-torch.optim.Adam with the parametrisation's parameter groups, the checks' handling of unlocated optima, config
-errors, and the quick setting end to end (slow)."""
+torch.optim.Adam with the parametrisation's parameter groups, the checks' handling of unlocated optima and of a
+wrong direction, config errors, a tiny transformer sweep end to end, and the quick setting end to end (slow)."""
 
 import math
 
@@ -16,11 +16,14 @@ from lmech.laws.mup_lr_transfer import (
     MupLrTransferConfig,
     Optimum,
     batch_indices,
+    evaluate_pixels,
     lr_factor,
+    next_pixel_loss,
     parabola_optimum,
+    train_transformer,
     transfer_checks,
 )
-from lmech.models import mlp, param_groups, parametrize
+from lmech.models import Transformer, mlp, param_groups, parametrize
 
 
 def test_parabola_through_three_points_by_hand():
@@ -123,7 +126,77 @@ def test_checks_count_grid_steps_and_fail_on_an_unlocated_optimum():
     assert not transfer_checks(optima, best, se, widths, step=1.0)[0].passed
 
 
-def test_bad_settings_name_the_value():
+def test_a_wrong_direction_fails_with_the_prefix_in_every_name():
+    widths = [16, 64, 256]
+    best = {p: np.array([1.6, 1.53, 1.52]) for p in ("sp", "mup")}
+    se = {p: np.full(3, 0.005) for p in ("sp", "mup")}
+    up = [_optimum(-5.3), _optimum(-4.2), _optimum(-2.9)]  # SP's optimum moving *up* by 2.4 steps
+    checks = transfer_checks({"mup": [_optimum(-5.3)] * 3, "sp": up}, best, se, widths, step=1.0, prefix="transformer: ")
+    assert all(c.name.startswith("transformer: ") for c in checks)
+    assert [c.passed for c in checks] == [True, True, True, False]
+    assert checks[3].measured == pytest.approx(-2.4)
+    worse = {"sp": best["sp"], "mup": np.array([1.5, 1.53, 1.6])}  # muP's loss at the optimum rising with width
+    checks = transfer_checks({"mup": [_optimum(-5.3)] * 3, "sp": up[::-1]}, worse, se, widths, step=1.0)
+    assert [c.passed for c in checks] == [True, False, False, True]  # SP now moves down 2.4 steps
+
+
+def test_transformer_trainer_is_plain_adam_with_param_groups_on_next_pixel_loss():
+    images = torch.randint(0, 17, (12, 10), generator=torch.Generator().manual_seed(0))
+    model, diverged = train_transformer(images, width=16, parametrization="mup", base_width=8, lr=0.01, seed=3, steps=4,
+                                        batch_size=4, heads=2, layers=1)
+    reference = parametrize(Transformer(vocab=17, context=9, d_model=16, n_layers=1, n_heads=2, seed=3), "mup",
+                            base_width=8, seed=3)
+    adam = torch.optim.Adam(param_groups(reference, 0.01, "adam"))
+    for idx in batch_indices(12, 4, 4, 3):
+        adam.zero_grad()
+        logits = reference(images[idx, :-1])
+        F.cross_entropy(logits.reshape(-1, 17), images[idx, 1:].reshape(-1)).backward()
+        adam.step()
+    assert not diverged
+    torch.testing.assert_close(dict(model.named_parameters()), dict(reference.named_parameters()), rtol=1e-5, atol=1e-6)
+    assert evaluate_pixels(model, images, chunk=5) == pytest.approx(next_pixel_loss(model, images).item(), rel=1e-5)
+    _, diverged = train_transformer(images, width=16, parametrization="sp", base_width=8, lr=1e30, seed=3, steps=20,
+                                    batch_size=4, heads=2, layers=1)
+    assert diverged
+
+
+def test_transformer_sp_and_mup_coincide_at_the_base_width():
+    def build(p):
+        return parametrize(Transformer(vocab=17, context=9, d_model=16, n_layers=2, n_heads=4, seed=1), p,
+                           base_width=16, seed=1)
+
+    sp, mup = build("sp"), build("mup")
+    torch.testing.assert_close(dict(sp.named_parameters()), dict(mup.named_parameters()), rtol=0, atol=0)
+    assert [g["lr"] for g in param_groups(sp, 0.01, "adam")] == [g["lr"] for g in param_groups(mup, 0.01, "adam")]
+    assert sp.blocks[0].attn.scale == mup.blocks[0].attn.scale
+    tokens = torch.randint(0, 17, (3, 9), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(sp(tokens), mup(tokens), rtol=0, atol=0)
+
+
+def test_a_tiny_transformer_sweep_adds_its_checks_summary_and_figure_row():
+    law = get_law("mup-lr-transfer")
+    config = MupLrTransferConfig(widths=(8, 16), base_width=8, steps=3, batch_size=8, log2_lr_range=(-8.0, -4.0),
+                                 transformer=True, transformer_widths=(8, 16), transformer_base_width=8,
+                                 transformer_heads=2, transformer_layers=1, transformer_log2_lr_range=(-8.0, -4.0),
+                                 transformer_steps=3, transformer_batch_size=4, transformer_eval_size=8)
+    result = law.run(config)
+    names = [c.name for c in result.checks]
+    assert len(names) == 8 and sum(n.startswith("transformer: ") for n in names) == 4
+    assert len(result.figures["mup_lr_transfer"].axes) == 6  # two rows of three panels
+    for p in ("sp", "mup"):
+        for w in (8, 16):
+            assert math.isfinite(result.summary[f"transformer, {p}: loss at the optimum at width {w}"])
+    # SP and muP coincide at the base width, so muP reuses SP's runs there
+    assert result.summary["transformer, sp: loss at the optimum at width 8"] == \
+        result.summary["transformer, mup: loss at the optimum at width 8"]
+    observables = set(result.metrics.to_arrow().column("observable").to_pylist())
+    assert {"transformer_train_loss", "transformer_test_loss", "transformer_log2_lr_optimum"} <= observables
+    assert any(c.startswith("transformer, ") for c in result.curves.column("curve").to_pylist())
+    without = law.run(MupLrTransferConfig(widths=(8, 16), base_width=8, steps=3, batch_size=8,
+                                          log2_lr_range=(-8.0, -4.0)))
+    assert len(without.checks) == 4 and len(without.figures["mup_lr_transfer"].axes) == 3
+    assert law.config("full").transformer and not law.config("quick").transformer and not law.config().transformer
+
     with pytest.raises(ConfigError, match="strictly ascending"):
         MupLrTransferConfig(widths=(64, 32, 128))
     with pytest.raises(ConfigError, match="whole number"):
@@ -134,6 +207,14 @@ def test_bad_settings_name_the_value():
         MupLrTransferConfig(activation="swish")
     with pytest.raises(ConfigError, match="schedule must be one of"):
         MupLrTransferConfig(schedule="cosine")
+    with pytest.raises(ConfigError, match="multiples of transformer_heads"):
+        MupLrTransferConfig(transformer_widths=(16, 66))
+    with pytest.raises(ConfigError, match="transformer_log2_lr_range"):
+        MupLrTransferConfig(transformer_log2_lr_range=(-8.0, -6.0))
+    with pytest.raises(ConfigError, match="transformer_seeds must be"):
+        MupLrTransferConfig(transformer_seeds=1)
+    with pytest.raises(ConfigError, match="transformer_eval_size"):
+        MupLrTransferConfig(transformer_eval_size=298)
     assert MupLrTransferConfig().log2_lrs.tolist() == list(np.arange(-13.0, -3.5))
 
 
