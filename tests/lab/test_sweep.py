@@ -426,7 +426,7 @@ def test_a_killed_worker_and_sigint_lose_no_finished_point(fake_law, start_sweep
     """SIGKILL one worker of a running sweep (its point fails, the sweep goes on), then SIGINT the sweep
     (it stops its workers and exits); a rerun completes the rest without re-running a finished point."""
     hang_if = tmp_path / "hang-if"
-    hang_if.write_text("4.0\n")
+    hang_if.write_text("4.0\n9.0\n")  # x = 9 hangs too, so the sweep cannot finish before the SIGINT reaches it
     s = spec(base={"log": str(log), "sleep": 0.2, "hang_if": str(hang_if)}, grid={"x": list(range(1, 11))})
     keys = [p.key for p in resolve_points(s)]
     folder = tmp_path / "s"

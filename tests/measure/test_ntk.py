@@ -1,5 +1,7 @@
 """The empirical NTK against an explicit Jacobian, its invariants, and the two kernel statistics."""
 
+import copy
+
 import pytest
 import torch
 
@@ -221,8 +223,12 @@ def test_bad_inputs_get_clear_errors(tiny):
 
 
 def test_a_float32_network_of_half_a_million_parameters_takes_the_structured_path():
-    """The self-check must allow float32 rounding over many parameters (a √P·eps random walk)."""
+    """The self-check must allow float32 rounding over many parameters (a √P·eps random walk); the structured
+    path's float32 result is compared with the float64 Jacobian, not the float32 one, whose sums of 563,722 products
+    are off by up to 2e-3 relative on some CPUs' BLAS (AMD EPYC) and 1e-5 on others."""
     model = mlp(64, [512, 512, 512], 10, seed=0)  # 563,722 parameters, float32
     x = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
     fast = empirical_ntk(model, x, method="structured")
-    torch.testing.assert_close(fast, empirical_ntk(model, x, method="jacobian"), rtol=1e-3, atol=1e-3)  # float32 sums
+    assert fast.dtype == torch.float32
+    exact = empirical_ntk(copy.deepcopy(model).double(), x.double(), method="jacobian")
+    torch.testing.assert_close(fast.double(), exact, rtol=2e-4, atol=1e-3)  # measured 1.9e-5
