@@ -42,8 +42,9 @@ at seed 0); smallest angle 81.4° / 83.0° / 86.4° / 81.7°, up from 59.6° / 5
 variance; 5–7 at initialisation, so the dimension alone does not show learning either); the joint belief decodes
 worse than either factor (R² 0.76–0.80), as a factored representation predicts and a joint one would not; 1–3% of
 the belief-linear variance is interaction (not linear in the factor beliefs); loss 0.009 nats per token above the
-optimum. Tolerances: 0.9, 75° and "nearer the sum" are the issue's; ``variance_frac`` 0.95 is the usual PCA
-convention — at 0.98 seed 3 gives 5, at 0.99 most seeds 5–6. Three factors at ``d_model = 64``
+optimum. The default (4 layers, 5,000 steps, about 5 min): R² 0.989 / 0.988 (``1 − R²`` 40× / 38× smaller), angle
+83.6° (chance 0.004), dimension 4. Tolerances: 0.9, 75° and "nearer the sum" are the issue's; ``variance_frac``
+0.95 is the usual PCA convention — at 0.98 seed 3 gives 5, at 0.99 most seeds 5–6. Three factors at ``d_model = 64``
 (``--quick --set factors=3 --set d_model=64 --set n_heads=4``): R² 0.985–0.987, angles ≥ 85.9°, dimension 6
 where the joint belief would need 26. A random linear map of the joint belief into ``R^64`` gives dimension 8 and
 fails; of the factor beliefs, 4 (tested). What is not tested here: the paper's other half, that factoring persists
