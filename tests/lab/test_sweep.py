@@ -426,8 +426,10 @@ def test_a_killed_worker_and_sigint_lose_no_finished_point(fake_law, start_sweep
     """SIGKILL one worker of a running sweep (its point fails, the sweep goes on), then SIGINT the sweep
     (it stops its workers and exits); a rerun completes the rest without re-running a finished point."""
     hang_if = tmp_path / "hang-if"
-    hang_if.write_text("4.0\n9.0\n")  # x = 9 hangs too, so the sweep cannot finish before the SIGINT reaches it
-    s = spec(base={"log": str(log), "sleep": 0.2, "hang_if": str(hang_if)}, grid={"x": list(range(1, 11))})
+    hang_if.write_text("4.0\n")
+    # 1 s per point: after the kill about 3 s of points remain, so the sweep is still running when the SIGINT comes
+    # (at 0.2 s a loaded machine let it finish first); a stopped sweep lets its in-flight points end, ≤ 1 s each
+    s = spec(base={"log": str(log), "sleep": 1.0, "hang_if": str(hang_if)}, grid={"x": list(range(1, 11))})
     keys = [p.key for p in resolve_points(s)]
     folder = tmp_path / "s"
     finished = lambda: [k for k in keys if (folder / k).exists()]  # noqa: E731
