@@ -101,11 +101,14 @@ class FakeLaw(Law):
 '''
 
 SCRIPT = '''
-import json, sys
+import json, signal, sys
 import lmech_sweep_fake_law  # noqa: F401 - registers the fake law
 from lmech.lab import SweepSpec, run_sweep
 
 if __name__ == "__main__":
+    # Ctrl-C as a terminal delivers it: a test suite started in the background by a shell without job control
+    # (nohup make test &) inherits SIGINT ignored, and so would this script
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     spec = SweepSpec.from_dict(json.loads(sys.argv[1]))
     try:
         s = run_sweep(spec, out=sys.argv[2], executor=sys.argv[3], workers=int(sys.argv[4]))
@@ -427,9 +430,7 @@ def test_a_killed_worker_and_sigint_lose_no_finished_point(fake_law, start_sweep
     (it stops its workers and exits); a rerun completes the rest without re-running a finished point."""
     hang_if = tmp_path / "hang-if"
     hang_if.write_text("4.0\n")
-    # 1 s per point: after the kill about 3 s of points remain, so the sweep is still running when the SIGINT comes
-    # (at 0.2 s a loaded machine let it finish first); a stopped sweep lets its in-flight points end, ≤ 1 s each
-    s = spec(base={"log": str(log), "sleep": 1.0, "hang_if": str(hang_if)}, grid={"x": list(range(1, 11))})
+    s = spec(base={"log": str(log), "sleep": 0.2, "hang_if": str(hang_if)}, grid={"x": list(range(1, 11))})
     keys = [p.key for p in resolve_points(s)]
     folder = tmp_path / "s"
     finished = lambda: [k for k in keys if (folder / k).exists()]  # noqa: E731
