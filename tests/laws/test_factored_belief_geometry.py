@@ -82,6 +82,8 @@ def test_config_errors():
         Config(min_angle=120)
     with pytest.raises(ConfigError, match="x must be in"):
         Config(x=0.7)
+    with pytest.raises(ConfigError, match=r"n_heads must divide d_model = 16 .* use one of \[1, 2, 4, 8, 16\]"):
+        Config(n_heads=3)
 
 
 @pytest.mark.slow

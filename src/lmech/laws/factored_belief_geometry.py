@@ -128,6 +128,10 @@ class FactoredBeliefGeometryConfig:
             require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
                     f"{name} must be an integer >= 1, got {value!r}")
         require(isinstance(self.steps, int) and self.steps >= 0, f"steps must be an integer >= 0, got {self.steps!r}")
+        divisors = [h for h in range(1, self.d_model + 1) if self.d_model % h == 0]
+        require(self.d_model % self.n_heads == 0,
+                f"n_heads must divide d_model = {self.d_model} (each head is d_model / n_heads wide), got "
+                f"n_heads = {self.n_heads}; use one of {divisors} or change d_model")
         require(self.num_eval * self.context >= 10 * self.d_model,
                 f"num_eval · context = {self.num_eval * self.context} residual vectors are too few to probe "
                 f"d_model = {self.d_model} dimensions; use num_eval ≥ {math.ceil(10 * self.d_model / self.context)}")
