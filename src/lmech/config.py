@@ -57,6 +57,35 @@ def closest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
 
 
+def _tuple_items(text: str, key: str) -> list[str]:
+    """The top-level comma-separated items of ``text``, one pair of enclosing brackets removed:
+    ``"(1.5,2),(2,1.5)"`` and ``"((1.5,2),(2,1.5))"`` both give ``["(1.5,2)", "(2,1.5)"]``; ``"a,b"`` gives
+    ``["a", "b"]``; empty items (a trailing comma) are dropped."""
+    text = text.strip()
+    depth, match = 0, {}
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch in "([":
+            stack.append(i)
+        elif ch in ")]":
+            if not stack:
+                raise ConfigError(f"{key}: unbalanced brackets in {text!r}")
+            match[stack.pop()] = i
+    if stack:
+        raise ConfigError(f"{key}: unbalanced brackets in {text!r}")
+    if text and text[0] in "([" and match[0] == len(text) - 1:
+        text = text[1:-1]
+    parts, start = [], 0
+    for i, ch in enumerate(text):
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
 def parse_value(text: str, kind: Any, key: str) -> Any:
     """Parse one ``--set`` value to the annotated type ``kind``."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
@@ -66,9 +95,12 @@ def parse_value(text: str, kind: Any, key: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return parse_value(text, inner[0], key)
     if origin is tuple:
-        item = args[0]
-        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-        return tuple(parse_value(p.strip(), item, key) for p in parts)
+        parts = _tuple_items(text, key)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(parse_value(p, args[0], key) for p in parts)
+        if len(parts) != len(args):
+            raise ConfigError(f"{key} expects {len(args)} comma-separated values, got {len(parts)} in {text!r}")
+        return tuple(parse_value(p, item, key) for p, item in zip(parts, args))
     if kind is bool:
         lowered = text.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -95,7 +127,8 @@ def apply_overrides(config: Any, overrides: Mapping[str, str] | Iterable[str]) -
     """A copy of ``config`` with fields replaced from ``key=value`` strings (or a mapping).
 
     Values are parsed to each field's annotated type (``int``, ``float``, ``bool``, ``str``,
-    ``tuple[T, ...]`` written ``a,b,c``, and ``T | None``), then the dataclass re-validates.
+    ``tuple[T, ...]`` written ``a,b,c`` or ``(a,b,c)``, nested tuples such as ``(1.5,2),(2,1.5)`` for
+    ``tuple[tuple[float, float], ...]``, and ``T | None``), then the dataclass re-validates.
 
     Raises:
         UnknownNameError: a key that is not a field (the message lists the valid keys).
