@@ -186,9 +186,94 @@ def test_blocked_neighbour_search_equals_the_full_matrix(reps, monkeypatch):
         brute_knn(x.numpy(), 5), brute_knn(y.numpy(), 5))]), abs=1e-12)
 
 
+@pytest.mark.parametrize(("n", "chunk", "k"), [
+    (53, 8, 5),  # n not a multiple of the chunk: bands of 8 rows and a last one of 5
+    (53, 64, 5),  # n smaller than one chunk: a single band
+    (29, 7, 12),  # bands of 6 rows, fewer than k, and a last band whose rows are 5 wide
+    (30, 10, 29),  # k = n − 1: every other row is a neighbour
+    (700, 64, 10),  # eleven bands: after the first, candidates are found by thresholds
+])
+@pytest.mark.parametrize("numpy_kernels", [True, False])
+def test_knn_equals_float64_brute_force(monkeypatch, n, chunk, k, numpy_kernels):
+    """The banded float32 search gives float64 brute force's neighbour sets (cosine, itself excluded), with
+    NumPy's kernels (the CPU default) and with torch's (other devices)."""
+    import lmech.measure.similarity as similarity
+
+    monkeypatch.setattr(similarity, "CHUNK", chunk)
+    z = torch.randn(n, 16, generator=torch.Generator().manual_seed(n + chunk + k))
+    got = similarity._knn(z, k, numpy_kernels=numpy_kernels)
+    assert got.shape == (n, k) and got.dtype == torch.long
+    assert [set(row) for row in got.tolist()] == brute_knn(z.double().numpy(), k)
+
+
+@pytest.mark.parametrize("numpy_kernels", [True, False])
+def test_knn_thresholds_when_neighbours_come_late(monkeypatch, numpy_kernels):
+    """Each row's nearest neighbours lie in the last bands (the rows are a shuffled copy of the first half, with
+    small noise), so later bands bring many candidates above the running thresholds, some rows dozens; the
+    threshold path must run and still give brute force's sets, in float64 too."""
+    import lmech.measure.similarity as similarity
+
+    monkeypatch.setattr(similarity, "CHUNK", 50)
+    calls, above = [], similarity._above
+
+    def counted(*args):
+        found = above(*args)
+        calls.append(len(found[0]))
+        return found
+
+    monkeypatch.setattr(similarity, "_above", counted)
+    gen = torch.Generator().manual_seed(1)
+    base = torch.randn(300, 8, generator=gen, dtype=torch.float64)
+    z = torch.cat([base, base[torch.randperm(300, generator=gen)] + 1e-3 * torch.randn(300, 8, generator=gen,
+                                                                                          dtype=torch.float64)])
+    got = similarity._knn(z, 7, numpy_kernels=numpy_kernels)
+    assert [set(row) for row in got.tolist()] == brute_knn(z.numpy(), 7)
+    assert len(calls) >= 10 and max(calls) > 50
+
+
 def test_half_precision_is_upcast_and_overflow_is_named(reps):
     x, y, _ = reps
     assert linear_cka(x.half(), y.half()) == pytest.approx(linear_cka(x, y), rel=1e-2)
     with pytest.raises(ConfigError, match="overflowed"):
         linear_cka(x.float() * 1e20, y.float())
     assert mutual_knn(x, y, np.int64(5)) == mutual_knn(x, y, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_knn_keeps_the_direction_of_rows_of_extreme_norm(dtype):
+    """Cosine similarity ignores a row's length: rows of norm 1e-13 (below ``normalize``'s epsilon) and, in
+    float32, of 3e20 (whose squared norm overflows) have the same neighbours as the unit rows beside them."""
+    from lmech.measure.similarity import _knn
+
+    base = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.3], [0.2, -1.0]], dtype=dtype)
+    for scale in (1e-13, 3e20):
+        z = torch.cat([base, scale * base])  # row i + 5 points exactly where row i does
+        got = _knn(z, 1).ravel().tolist()
+        assert got == [i + 5 for i in range(5)] + list(range(5)), scale
+
+
+def test_mutual_knn_memory_does_not_grow_as_n_k_squared(monkeypatch):
+    """The intersections are counted CHUNK rows at a time from a membership mask (k = n − 1 with n = 600 took
+    1.9 GB as an (n, k, k) comparison); values still match brute force."""
+    import lmech.measure.similarity as similarity
+
+    monkeypatch.setattr(similarity, "CHUNK", 64)
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(300, 6, generator=gen, dtype=torch.float64), torch.randn(300, 6, generator=gen, dtype=torch.float64)
+    for k in (1, 7, 299):
+        nx, ny = brute_knn(x.numpy(), k), brute_knn(y.numpy(), k)
+        assert mutual_knn(x, y, k) == pytest.approx(np.mean([len(a & b) / k for a, b in zip(nx, ny)]), abs=1e-12)
+    assert mutual_knn(x, y, 299) == 1.0
+
+
+def test_numpy_inputs_of_any_layout_and_byte_order(reps):
+    x, y, _ = reps
+    xa, ya = x.numpy(), y.numpy()
+    expect = mutual_knn(x.flip(0), y.flip(0), 5)
+    assert mutual_knn(xa[::-1], ya[::-1], 5) == expect  # negative strides
+    assert mutual_knn(xa.astype(">f8"), ya, 5) == mutual_knn(x, y, 5)  # big-endian
+    assert linear_cka(np.asfortranarray(xa), ya) == pytest.approx(linear_cka(x, y), rel=1e-12)
+    with pytest.raises(ConfigError, match="X must hold real numbers, got an array of dtype <U1"):
+        linear_cka(np.array([["a", "b"]] * 5), ya[:5])
+    with pytest.raises(ConfigError, match="complex"):
+        linear_cka(xa.astype(complex), ya)
