@@ -277,3 +277,21 @@ def test_numpy_inputs_of_any_layout_and_byte_order(reps):
         linear_cka(np.array([["a", "b"]] * 5), ya[:5])
     with pytest.raises(ConfigError, match="complex"):
         linear_cka(xa.astype(complex), ya)
+
+
+def test_bands_shrink_for_large_n(monkeypatch):
+    """With BAND_ENTRIES of 70 rows' worth, bands are 70 rows (not CHUNK = 1024) and the sets are unchanged."""
+    import lmech.measure.similarity as similarity
+
+    shapes, products = [], similarity._band_products
+
+    def recorded(z, a, b, buffer):
+        shapes.append(b - a)
+        return products(z, a, b, buffer)
+
+    monkeypatch.setattr(similarity, "_band_products", recorded)
+    monkeypatch.setattr(similarity, "BAND_ENTRIES", 700 * 70)
+    z = torch.randn(700, 12, generator=torch.Generator().manual_seed(5))
+    got = similarity._knn(z, 6)
+    assert shapes == [70] * 10
+    assert [set(row) for row in got.tolist()] == brute_knn(z.double().numpy(), 6)

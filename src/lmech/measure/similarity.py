@@ -30,6 +30,7 @@ __all__ = ["cca_correlations", "cknna", "linear_cka", "mean_squared_cca", "mutua
            "pwcca", "rbf_cka", "svcca"]
 
 CHUNK = 1024  # rows of the n × n similarity matrix held at once by the nearest-neighbour measures
+BAND_ENTRIES = 2**25  # ... unless n is so large that CHUNK rows would exceed this many entries (then ≥ 64 rows)
 
 
 def _as_tensor(name: str, a) -> Tensor:
@@ -268,8 +269,9 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
 
     The similarity matrix is symmetric, so only its part on and above the diagonal is formed, which halves the
     ``O(n² d)`` products of the plain row-by-row scan. It is formed one band of rows ``[a, b)`` at a time (bands of
-    ``⌈n / ⌈n/CHUNK⌉⌉ ≤ CHUNK`` rows, the last one shorter, in one reused buffer of that many times ``n`` entries,
-    with a boolean mask of the same size on the CPU): the band's similarities to
+    ``r = ⌈n / ⌈n/c⌉⌉ ≤ c`` rows, the last one shorter, where ``c`` is :data:`CHUNK`, or fewer, at least 64, if
+    ``CHUNK · n`` exceeds :data:`BAND_ENTRIES`; one reused buffer of ``r · n`` entries, with a boolean mask of the
+    same size on the CPU): the band's similarities to
     rows ``a … n−1``, which update the running top-``k`` of the band's rows along each row and of rows ``b … n−1``
     down each column (:func:`_update_top_k`). On the CPU the products go to NumPy's BLAS, with as many threads as
     torch uses: for float32 on this project's AMD test machine, OpenBLAS forms the bands 1.7× faster than
@@ -280,7 +282,8 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
     n = len(z)
     best_v = torch.full((n, k), -math.inf, dtype=z.dtype, device=z.device)
     best_i = torch.zeros((n, k), dtype=torch.long, device=z.device)
-    step = math.ceil(n / math.ceil(n / CHUNK))
+    rows = max(1, min(CHUNK, max(64, BAND_ENTRIES // n)))  # at most CHUNK rows; fewer for very large n
+    step = math.ceil(n / math.ceil(n / rows))
     if z.device.type == "cpu" if numpy_kernels is None else numpy_kernels:
         buffer, mask_buffer = np.empty(step * n, dtype=z.numpy().dtype), np.empty(step * n, dtype=bool)
         limits = threadpool_limits(torch.get_num_threads(), "blas")  # in effect from here; the with restores it
@@ -310,8 +313,9 @@ def mutual_knn(x, y, k: int = 10) -> float:
     .. math::  m_{NN}(X, Y) = \\frac{1}{n} \\sum_i \\frac{|N_k^X(i) \\cap N_k^Y(i)|}{k}
 
     Unrelated representations score about ``k/(n − 1)`` (random neighbour sets). An all-zero row has
-    cosine similarity 0 to every row. The similarity rows are formed about :data:`CHUNK` at a time, so memory is
-    ``O(CHUNK · n + n k)``; time ``O(n² (d1 + d2))``.
+    cosine similarity 0 to every row. The similarity rows are formed a band at a time (:data:`CHUNK` rows, fewer
+    once a band would pass :data:`BAND_ENTRIES` entries), so memory is ``O(min(CHUNK · n, BAND_ENTRIES + 64 n)
+    + n k)``; time ``O(n² (d1 + d2))``.
 
     Args:
         x: shape ``(n, d1)``; y: shape ``(n, d2)``.
