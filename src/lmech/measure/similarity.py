@@ -283,7 +283,7 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
     n = len(z)
     best_v = torch.full((n, k), -math.inf, dtype=z.dtype, device=z.device)
     best_i = torch.zeros((n, k), dtype=torch.long, device=z.device)
-    rows = max(1, min(CHUNK, max(64, BAND_ENTRIES // n)))  # at most CHUNK rows; fewer for very large n
+    rows = min(CHUNK, max(64, BAND_ENTRIES // n))  # at most CHUNK rows; fewer for very large n
     step = math.ceil(n / math.ceil(n / rows))
     if z.device.type == "cpu" if numpy_kernels is None else numpy_kernels:
         buffer, mask_buffer = np.empty(step * n, dtype=z.numpy().dtype), np.empty(step * n, dtype=bool)
