@@ -358,6 +358,35 @@ def test_claims_exclude_each_other_and_a_dead_owners_claim_is_taken_over(tmp_pat
     second.release()
 
 
+def test_a_stop_while_claiming_leaves_no_lock(tmp_path, monkeypatch):
+    """A SIGTERM during the claim's critical section is held back and delivered as it ends: the claim
+    being returned is dropped, and must take its lock with it (a CI run once found one left behind)."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt("stopped")
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (signal.raise_signal(signal.SIGTERM), real_fsync(fd)))
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            claim_point(tmp_path, "k")
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_dropped_claim_releases_itself_but_not_in_a_forked_copy(tmp_path):
+    claim = claim_point(tmp_path, "k")
+    pid = os.fork()
+    if pid == 0:  # the copy drops its claim and exits: the owner's lock must stay, still flock-ed
+        del claim
+        os._exit(0 if (tmp_path / "k.lock").exists() else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert (tmp_path / "k.lock").exists() and isinstance(claim_point(tmp_path, "k"), dict)  # still held
+    del claim  # dropped unreleased in its own process (as when a stop arrives before ``with`` takes it)
+    assert not (tmp_path / "k.lock").exists()
+
+
 def test_claims_of_live_workers_and_other_hosts_are_respected(fake_law, tmp_path, log):
     s = spec(base={"log": str(log)}, grid={"x": [1, 2, 3]})
     keys = [p.key for p in resolve_points(s)]

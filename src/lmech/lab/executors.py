@@ -85,10 +85,15 @@ def is_finished(folder: Path, key: str) -> bool:
 
 
 class Claim:
-    """A held ``<key>.lock``: an open, ``flock``-ed descriptor. :meth:`release` deletes the lock."""
+    """A held ``<key>.lock``: an open, ``flock``-ed descriptor. :meth:`release` deletes the lock.
+
+    A claim dropped unreleased (a stop that arrives while it is being made, or before ``with``
+    takes it) releases itself when it is collected, in the process that made it; a forked copy only
+    closes its descriptor (the flock, shared with the owner, stays held).
+    """
 
     def __init__(self, path: Path, fd: int):
-        self.path, self.fd = path, fd  # fd is None once released
+        self.path, self.fd, self.pid = path, fd, os.getpid()  # fd is None once released
 
     def release(self) -> None:
         with _critical():
@@ -97,9 +102,14 @@ class Claim:
                 os.close(self.fd)
                 self.fd = None
 
-    def __del__(self) -> None:  # lost to an interruption: free the flock, so the lock reads as stale
-        if self.fd is not None:
-            os.close(self.fd)
+    def __del__(self) -> None:
+        if self.fd is None:
+            return
+        if os.getpid() == self.pid:
+            with contextlib.suppress(OSError):  # we hold the flock, so the file at path is still ours
+                self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None
 
     def __enter__(self) -> Claim:
         return self
@@ -195,7 +205,7 @@ def run_point(task: PointTask) -> PointOutcome:
     """Claim the point, run its law, save its run folder, release; never runs a finished point.
 
     A law that raises fails only this point: the traceback goes to ``<key>.failed.json``.
-    ``KeyboardInterrupt`` (or a stop) leaves no trace but a stale lock at worst.
+    ``KeyboardInterrupt`` (or a stop) leaves no trace; a SIGKILL leaves a stale lock, which the next claim takes over.
     """
     folder = Path(task.folder)
     if is_finished(folder, task.key):
