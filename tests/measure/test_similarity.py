@@ -295,3 +295,55 @@ def test_bands_shrink_for_large_n(monkeypatch):
     got = similarity._knn(z, 6)
     assert shapes == [70] * 10
     assert [set(row) for row in got.tolist()] == brute_knn(z.double().numpy(), 6)
+
+
+def test_bands_cover_the_rows_once_with_a_short_first_band(monkeypatch):
+    import lmech.measure.similarity as similarity
+
+    for n in (1, 2, 63, 257, 1000, 10_000, 123_457):
+        bands = similarity._bands(n)
+        assert bands[0][0] == 0 and bands[-1][1] == n and all(b == a2 for (_, b), (a2, _) in zip(bands, bands[1:]))
+        assert bands[0][1] <= similarity.FIRST_BAND and max(b - a for a, b in bands) <= similarity.CHUNK
+    assert [b - a for a, b in similarity._bands(10_000)] == [256] + [975] * 9 + [969]
+
+
+@pytest.mark.parametrize("shape", [(3, 70_000), (40, 30)])
+@pytest.mark.parametrize("numpy_kernels", [True, False])
+def test_above_finds_the_entries_over_each_lines_threshold_in_line_order(shape, numpy_kernels):
+    """Down columns, the candidates come back in column order: by a radix sort of 16-bit keys while the block has
+    at most 2^16 columns, by a general stable sort beyond (70,000 columns)."""
+    import lmech.measure.similarity as similarity
+
+    gen = torch.Generator().manual_seed(shape[1])
+    block = torch.randn(shape, generator=gen)[:, 1:]  # a strided view, as the bands' blocks of columns are
+    for by_row in (True, False):
+        kth = torch.randn(block.shape[0 if by_row else 1], generator=gen) + 1.5
+        mask = np.empty(block.numel(), dtype=bool) if numpy_kernels else None
+        lines, positions, values = similarity._above(block, kth, by_row, mask)
+        lines_of = block if by_row else block.T
+        expect = [(i, j) for i in range(lines_of.shape[0]) for j in (lines_of[i] > kth[i]).nonzero().ravel().tolist()]
+        assert list(zip(lines.tolist(), positions.tolist())) == expect
+        assert torch.equal(values, lines_of[lines, positions])
+
+
+def test_the_two_searches_side_by_side_equal_one_after_another(reps):
+    """With two torch threads the X and Y searches run in two threads (BLAS and torch on one thread each there);
+    the neighbour sets are those of the serial search, and the caller's thread counts are left as they were."""
+    from threadpoolctl import threadpool_info
+
+    import lmech.measure.similarity as similarity
+
+    x, y, _ = reps
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        side_by_side = similarity._neighbour_sets(5, x, y, x)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        serial = similarity._neighbour_sets(5, x, y, x)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(side_by_side, serial)) and len(serial) == 3
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == blas
+    assert [set(r) for r in serial[1].tolist()] == brute_knn(y.numpy(), 5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ __all__ = ["cca_correlations", "cknna", "linear_cka", "mean_squared_cca", "mutua
 
 CHUNK = 1024  # rows of the n × n similarity matrix held at once by the nearest-neighbour measures
 BAND_ENTRIES = 2**25  # ... unless n is so large that CHUNK rows would exceed this many entries (then ≥ 64 rows)
+FIRST_BAND = 256  # rows of the nearest-neighbour search's first band, the one selected by topk (see _knn)
 
 
 def _as_tensor(name: str, a) -> Tensor:
@@ -192,50 +194,81 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.8, debiased: bool = False) -> float:
 
 def _unit_rows(z: Tensor) -> Tensor:
     """Rows scaled to unit length (cosine similarity is then a dot product); all-zero rows stay zero, so their
-    similarity to every row is 0. Each row is first divided by its largest magnitude, so rows far below
+    similarity to every row is 0. Rows whose norms lie far from 1 (below ``1e-10`` or above ``1e15`` in float32,
+    ``1e-100`` and ``1e100`` in float64) are first divided by their largest magnitude, so that rows below
     ``normalize``'s epsilon or above float32's square-root range (about 1.8e19) keep their direction."""
-    scale = z.abs().amax(dim=1, keepdim=True)
-    return torch.nn.functional.normalize(z / torch.where(scale > 0, scale, 1), dim=1)
+    norm = torch.linalg.vector_norm(z, dim=1, keepdim=True)
+    low, high = (1e-100, 1e100) if z.dtype == torch.float64 else (1e-10, 1e15)
+    if bool(((norm > 0) & (norm < low) | (norm > high)).any()):
+        scale = torch.linalg.vector_norm(z, ord=math.inf, dim=1, keepdim=True)
+        z = z / torch.where(scale > 0, scale, 1)  # a nonzero row's norm is now at least 1
+        norm = torch.linalg.vector_norm(z, dim=1, keepdim=True)
+    return z / torch.where(norm > 0, norm, 1)
+
+
+def _bands(n: int) -> list[tuple[int, int]]:
+    """The row bands ``[a, b)`` of the neighbour search: a first band of at most :data:`FIRST_BAND` rows, then
+    bands of ``r = ⌈m / ⌈m/c⌉⌉ ≤ c`` rows over the other ``m`` rows (the last one shorter), where ``c`` is
+    :data:`CHUNK`, or fewer, at least 64, if ``CHUNK · n`` exceeds :data:`BAND_ENTRIES`."""
+    rows = min(CHUNK, max(64, BAND_ENTRIES // n))
+    first = min(rows, FIRST_BAND, n)
+    rest = n - first
+    step = math.ceil(rest / math.ceil(rest / rows)) if rest else 1
+    return [(0, first)] + [(a, min(a + step, n)) for a in range(first, n, step)]
 
 
 def _band_products(z: Tensor, a: int, b: int, buffer) -> Tensor:
     """``z[a:b] @ z[a:].T`` into ``buffer``: by NumPy's BLAS (OpenBLAS) if ``buffer`` is a NumPy array (CPU),
-    else by ``torch.mm``."""
+    the diagonal block ``z[a:b] @ z[a:b].T`` as a symmetric rank-k update (``syrk``, which NumPy calls for a
+    product with its own transpose: half the products); else by ``torch.mm``."""
     rows, cols = b - a, len(z) - a
     if isinstance(buffer, np.ndarray):
         out = buffer[:rows * cols].reshape(rows, cols)
         zn = z.numpy()
-        np.matmul(zn[a:b], zn[a:].T, out=out)
+        np.matmul(zn[a:b], zn[a:b].T, out=out[:, :rows])
+        np.matmul(zn[a:b], zn[b:].T, out=out[:, rows:])
         return torch.from_numpy(out)
     return torch.mm(z[a:b], z[a:].T, out=buffer[:rows * cols].view(rows, cols))
 
 
 def _merge_top_k(best_v: Tensor, best_i: Tensor, start: int, rows: Tensor, values: Tensor, indices: Tensor) -> None:
     """Fold candidates ``(rows[c], values[c], indices[c])`` (``rows`` relative to ``start``, in ascending order) into
-    the running top-``k`` ``best_v, best_i`` of rows ``start …``: each row's ``k`` values and its candidates are laid
-    side by side in a ``-inf``-padded matrix as wide as the most candidates a row has, and ``topk`` picks."""
-    n_rows, k = len(best_v) - start, best_v.shape[1]
-    counts = torch.bincount(rows, minlength=n_rows)
-    slot = k + torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[rows]
-    width = k + int(counts.max())
-    v = torch.full((n_rows, width), -math.inf, dtype=best_v.dtype, device=best_v.device)
-    i = torch.zeros((n_rows, width), dtype=torch.long, device=best_v.device)
-    v[:, :k], i[:, :k] = best_v[start:], best_i[start:]
-    v[rows, slot], i[rows, slot] = values, indices
+    the running top-``k`` ``best_v, best_i`` of rows ``start …``: the ``k`` values of each row that has candidates
+    and its candidates are laid side by side in a ``-inf``-padded matrix as wide as the most candidates a row has,
+    and ``topk`` picks."""
+    k = best_v.shape[1]
+    touched, counts = torch.unique_consecutive(rows, return_counts=True)
+    line = torch.repeat_interleave(torch.arange(len(touched), device=rows.device), counts)
+    slot = k + torch.arange(len(rows), device=rows.device) - (counts.cumsum(0) - counts)[line]
+    v = torch.full((len(touched), k + int(counts.max())), -math.inf, dtype=best_v.dtype, device=best_v.device)
+    i = torch.zeros(v.shape, dtype=torch.long, device=best_v.device)
+    touched += start
+    v[:, :k], i[:, :k] = best_v[touched], best_i[touched]
+    v[line, slot], i[line, slot] = values, indices
     top = v.topk(k, dim=1)
-    best_v[start:], best_i[start:] = top.values, i.gather(1, top.indices)
+    best_v[touched], best_i[touched] = top.values, i.gather(1, top.indices)
 
 
-def _above(block: Tensor, kth: Tensor, by_row: bool, mask_buffer) -> tuple[Tensor, Tensor]:
-    """Row and column indices of the entries of ``block`` above ``kth`` (one threshold per row of ``block`` if
-    ``by_row``, else per column). With a NumPy ``mask_buffer`` (CPU) by NumPy, whose comparison and
-    ``flatnonzero`` run 3-5× faster here than torch's ``gt`` and ``nonzero``; else by torch."""
+def _above(block: Tensor, kth: Tensor, by_row: bool, mask_buffer) -> tuple[Tensor, Tensor, Tensor]:
+    """The entries of ``block`` above their line's threshold ``kth``, where the lines are the rows of ``block`` if
+    ``by_row``, else its columns: ``(line, position along the line, value)``, in order of line. With a NumPy
+    ``mask_buffer`` (CPU) by NumPy, whose comparison and ``flatnonzero`` run 3-5× faster here than torch's ``gt``
+    and ``nonzero``, and whose stable sort of 16-bit keys (the column order) is a radix sort; else by torch."""
     if mask_buffer is None:
-        return (block > (kth[:, None] if by_row else kth[None, :])).nonzero().unbind(1)
+        r, c = (block > (kth[:, None] if by_row else kth[None, :])).nonzero().unbind(1)
+        if not by_row:
+            order = c.argsort(stable=True)
+            r, c = c[order], r[order]
+        return r, c, block[r, c] if by_row else block[c, r]
+    values = block.numpy()
     mask = mask_buffer[:block.numel()].reshape(block.shape)
-    np.greater(block.numpy(), kth.numpy()[:, None] if by_row else kth.numpy()[None, :], out=mask)
-    rows, cols = np.divmod(np.flatnonzero(mask), block.shape[1])
-    return torch.from_numpy(rows), torch.from_numpy(cols)
+    np.greater(values, kth.numpy()[:, None] if by_row else kth.numpy()[None, :], out=mask)
+    r, c = np.divmod(np.flatnonzero(mask), block.shape[1])
+    found = values[r, c]  # (a block of columns is a strided view: no flat index into it)
+    if not by_row:  # found row by row of the block: put them in order of the column they belong to
+        order = np.argsort(c.astype(np.uint16) if block.shape[1] <= 2**16 else c, kind="stable")
+        r, c, found = c[order], r[order], found[order]
+    return torch.from_numpy(r), torch.from_numpy(c), torch.from_numpy(found)
 
 
 def _update_top_k(best_v: Tensor, best_i: Tensor, start: int, block: Tensor, offset: int, *, by_row: bool,
@@ -254,13 +287,8 @@ def _update_top_k(best_v: Tensor, best_i: Tensor, start: int, block: Tensor, off
         rows = torch.arange(len(v), device=v.device).repeat_interleave(v.shape[1])
         _merge_top_k(best_v[:end], best_i[:end], start, rows, v.reshape(-1), i.reshape(-1) + offset)
         return
-    r, c = _above(block, kth, by_row, mask_buffer)
-    if len(r):
-        values = block[r, c]
-        rows, indices = (r, c) if by_row else (c, r)
-        if not by_row:  # found row by row of the block: put them in order of the column they belong to
-            order = rows.argsort(stable=True)
-            rows, indices, values = rows[order], indices[order], values[order]
+    rows, indices, values = _above(block, kth, by_row, mask_buffer)
+    if len(rows):
         _merge_top_k(best_v[:end], best_i[:end], start, rows, values, indices + offset)
 
 
@@ -268,38 +296,53 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
     """Indices of each row's ``k`` nearest rows by cosine similarity (itself excluded), shape ``(n, k)``.
 
     The similarity matrix is symmetric, so only its part on and above the diagonal is formed, which halves the
-    ``O(n² d)`` products of the plain row-by-row scan. It is formed one band of rows ``[a, b)`` at a time (bands of
-    ``r = ⌈n / ⌈n/c⌉⌉ ≤ c`` rows, the last one shorter, where ``c`` is :data:`CHUNK`, or fewer, at least 64, if
-    ``CHUNK · n`` exceeds :data:`BAND_ENTRIES`; one reused buffer of ``r · n`` entries, with a boolean mask of the
-    same size on the CPU): the band's similarities to
-    rows ``a … n−1``, which update the running top-``k`` of the band's rows along each row and of rows ``b … n−1``
-    down each column (:func:`_update_top_k`). On the CPU the products go to NumPy's BLAS, with as many threads as
-    torch uses: for float32 on this project's AMD test machine, OpenBLAS forms a 1,024 × 10,000 band 1.5× faster
-    than torch's MKL at one and two threads. The whole search (``benchmarks/bench_similarity.py``, n = 10,000,
-    d = 1,024) is 1.2× faster than lmech's previous one at one thread (the CLI's default), and no faster at two.
-    ``numpy_kernels=False`` keeps a CPU search in torch (as on other devices; used by the tests).
+    ``O(n² d)`` products of the plain row-by-row scan. It is formed one band of rows ``[a, b)`` at a time
+    (:func:`_bands`; one reused buffer as large as the largest band, with a boolean mask of the same size on the
+    CPU): the band's similarities to rows ``a … n−1``, which update the running top-``k`` of the band's rows along
+    each row and of rows ``b … n−1`` down each column (:func:`_update_top_k`). The first band is short
+    (:data:`FIRST_BAND` rows): until a row has ``k`` values its top-``k`` is a ``topk``, which down columns needs
+    a transposed copy; from the second band on, every row has a threshold. On the CPU the products go to NumPy's
+    BLAS with the thread count the caller set (:func:`_neighbour_sets`); ``numpy_kernels=False`` keeps a CPU
+    search in torch (as on other devices; used by the tests).
+
+    Cost at n = 10,000, d = 1,024, float32, one core of this project's AMD test machine: the products take about
+    1.5 s, the rest (selection, normalising) about 0.45 s. ``mutual_knn``, with its two searches side by side on
+    two cores, takes 2.06 s at best there, where the products alone take 1.48 s
+    (``benchmarks/bench_similarity.py``).
     """
     z = _unit_rows(z.detach()).contiguous()
     n = len(z)
     best_v = torch.full((n, k), -math.inf, dtype=z.dtype, device=z.device)
     best_i = torch.zeros((n, k), dtype=torch.long, device=z.device)
-    rows = min(CHUNK, max(64, BAND_ENTRIES // n))  # at most CHUNK rows; fewer for very large n
-    step = math.ceil(n / math.ceil(n / rows))
+    bands = _bands(n)
+    size = max((b - a) * (n - a) for a, b in bands)
     if z.device.type == "cpu" if numpy_kernels is None else numpy_kernels:
-        buffer, mask_buffer = np.empty(step * n, dtype=z.numpy().dtype), np.empty(step * n, dtype=bool)
-        limits = threadpool_limits(torch.get_num_threads(), "blas")  # in effect from here; the with restores it
+        buffer, mask_buffer = np.empty(size, dtype=z.numpy().dtype), np.empty(size, dtype=bool)
     else:
-        buffer, limits = torch.empty(step * n, dtype=z.dtype, device=z.device), contextlib.nullcontext()
-        mask_buffer = None
-    with limits:
-        for a in range(0, n, step):
-            b = min(a + step, n)
-            sims = _band_products(z, a, b, buffer)
-            sims.fill_diagonal_(-math.inf)  # itself
-            _update_top_k(best_v, best_i, a, sims, a, by_row=True, mask_buffer=mask_buffer)
-            if b < n:
-                _update_top_k(best_v, best_i, b, sims[:, b - a:], a, by_row=False, mask_buffer=mask_buffer)
+        buffer, mask_buffer = torch.empty(size, dtype=z.dtype, device=z.device), None
+    for a, b in bands:
+        sims = _band_products(z, a, b, buffer)
+        sims.fill_diagonal_(-math.inf)  # itself
+        _update_top_k(best_v, best_i, a, sims, a, by_row=True, mask_buffer=mask_buffer)
+        if b < n:
+            _update_top_k(best_v, best_i, b, sims[:, b - a:], a, by_row=False, mask_buffer=mask_buffer)
     return best_i
+
+
+def _neighbour_sets(k: int, *zs: Tensor) -> list[Tensor]:
+    """:func:`_knn` of each representation. On the CPU with ``t ≥ 2`` torch threads, the searches run side by
+    side in ``min(len(zs), t)`` threads, each BLAS call on ``t // min(len(zs), t)`` threads: the products of two
+    searches then fill both cores while one search's selection (single-threaded NumPy) would leave one idle. On
+    one thread, or another device, one after another."""
+    threads, cpu = torch.get_num_threads(), all(z.device.type == "cpu" for z in zs)
+    side_by_side = min(len(zs), threads) if cpu else 1
+    limits = threadpool_limits(max(1, threads // side_by_side), "blas") if cpu else contextlib.nullcontext()
+    with limits:
+        if side_by_side < 2:
+            return [_knn(z, k) for z in zs]
+        per_search = max(1, threads // side_by_side)
+        with ThreadPoolExecutor(side_by_side, initializer=torch.set_num_threads, initargs=(per_search,)) as pool:
+            return list(pool.map(lambda z: _knn(z, k), zs))  # (torch's thread count is per thread)
 
 
 def _check_k(k: int, n: int) -> None:
@@ -316,7 +359,8 @@ def mutual_knn(x, y, k: int = 10) -> float:
     Unrelated representations score about ``k/(n − 1)`` (random neighbour sets). An all-zero row has
     cosine similarity 0 to every row. The similarity rows are formed a band at a time (:data:`CHUNK` rows, fewer
     once a band would pass :data:`BAND_ENTRIES` entries), so memory is ``O(min(CHUNK · n, BAND_ENTRIES + 64 n)
-    + n k)``; time ``O(n² (d1 + d2))``.
+    + n k)`` per search (the X and Y searches run side by side on a CPU with two or more torch threads, so twice
+    that there); time ``O(n² (d1 + d2))``.
 
     Args:
         x: shape ``(n, d1)``; y: shape ``(n, d2)``.
@@ -334,7 +378,7 @@ def mutual_knn(x, y, k: int = 10) -> float:
     """
     x, y = _pair(x, y, 2, "mutual kNN")
     _check_k(k, len(x))
-    nx, ny = _knn(x, k), _knn(y, k)
+    nx, ny = _neighbour_sets(k, x, y)
     n, hits = len(x), 0
     for a in range(0, n, CHUNK):  # |N_X(i) ∩ N_Y(i)| from a (CHUNK, n) membership mask of N_X
         rows = slice(a, min(a + CHUNK, n))
@@ -374,12 +418,10 @@ def cknna(x, y, k: int = 10) -> float:
     n = len(x)
     grams, masks = [], []
     h = torch.eye(n, dtype=x.dtype, device=x.device) - 1.0 / n
-    for z in (x, y):
+    for z, neighbours in zip((x, y), _neighbour_sets(k, x, y)):
         zn = _unit_rows(z)
         grams.append(h @ (zn @ zn.T) @ h)
-        mask = torch.zeros(n, n, dtype=torch.bool, device=x.device)
-        mask.scatter_(1, _knn(z, k), True)
-        masks.append(mask)
+        masks.append(torch.zeros(n, n, dtype=torch.bool, device=x.device).scatter_(1, neighbours, True))
     (kx, ky), (mx, my) = grams, masks
     both = (mx & my).to(x.dtype)
     return _ratio((both * kx * ky).sum(), (mx.to(x.dtype) * kx * kx).sum(), (my.to(x.dtype) * ky * ky).sum())
