@@ -400,6 +400,10 @@ def cknna(x, y, k: int = 10) -> float:
     ``K̄ = HKH``, ``L̄ = HLH``, and ``α^K, α^L`` the masks of each representation with itself (so a
     representation compared with itself scores 1). Forms ``n × n`` kernels: ``O(n²)`` memory.
 
+    This is the paper's formula: the kernels are centred first, then masked. The authors' released code
+    (``platonic-rep``, ``metrics.py``) masks first and then takes the unbiased HSIC estimator; on correlated
+    representations its values came out about 5% lower than these (0.2885 against 0.3029 in one comparison).
+
     Args:
         x: shape ``(n, d1)``; y: shape ``(n, d2)``.
         k: neighbours, ``1 ≤ k ≤ n − 1``.
