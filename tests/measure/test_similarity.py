@@ -218,7 +218,7 @@ def test_knn_thresholds_when_neighbours_come_late(monkeypatch, numpy_kernels):
 
     def counted(*args):
         found = above(*args)
-        calls.append(len(found[0]))
+        calls.append(0 if found is None else len(found[0]))
         return found
 
     monkeypatch.setattr(similarity, "_above", counted)
@@ -241,12 +241,13 @@ def test_half_precision_is_upcast_and_overflow_is_named(reps):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_knn_keeps_the_direction_of_rows_of_extreme_norm(dtype):
-    """Cosine similarity ignores a row's length: rows of norm 1e-13 (below ``normalize``'s epsilon) and, in
-    float32, of 3e20 (whose squared norm overflows) have the same neighbours as the unit rows beside them."""
+    """Cosine similarity ignores a row's length: rows of norm 1e-13 (below ``normalize``'s epsilon), rows whose
+    squared entries underflow to 0 (1e-23 in float32, 1e-170 in float64) and rows whose squared norm overflows
+    (3e20 in float32, 1e200 in float64) have the same neighbours as the unit rows beside them."""
     from lmech.measure.similarity import _knn
 
     base = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.3], [0.2, -1.0]], dtype=dtype)
-    for scale in (1e-13, 3e20):
+    for scale in (1e-23, 1e-13, 3e20) if dtype == torch.float32 else (1e-170, 1e-13, 1e200):  # 1e-23: norm 0
         z = torch.cat([base, scale * base])  # row i + 5 points exactly where row i does
         got = _knn(z, 1).ravel().tolist()
         assert got == [i + 5 for i in range(5)] + list(range(5)), scale
@@ -297,14 +298,14 @@ def test_bands_shrink_for_large_n(monkeypatch):
     assert [set(row) for row in got.tolist()] == brute_knn(z.double().numpy(), 6)
 
 
-def test_bands_cover_the_rows_once_with_a_short_first_band(monkeypatch):
+def test_bands_cover_the_rows_once():
     import lmech.measure.similarity as similarity
 
     for n in (1, 2, 63, 257, 1000, 10_000, 123_457):
         bands = similarity._bands(n)
         assert bands[0][0] == 0 and bands[-1][1] == n and all(b == a2 for (_, b), (a2, _) in zip(bands, bands[1:]))
-        assert bands[0][1] <= similarity.FIRST_BAND and max(b - a for a, b in bands) <= similarity.CHUNK
-    assert [b - a for a, b in similarity._bands(10_000)] == [256] + [975] * 9 + [969]
+        assert max(b - a for a, b in bands) <= similarity.CHUNK
+    assert [b - a for a, b in similarity._bands(10_000)] == [1000] * 10
 
 
 @pytest.mark.parametrize("shape", [(3, 70_000), (40, 30)])
@@ -319,11 +320,12 @@ def test_above_finds_the_entries_over_each_lines_threshold_in_line_order(shape, 
     for by_row in (True, False):
         kth = torch.randn(block.shape[0 if by_row else 1], generator=gen) + 1.5
         mask = np.empty(block.numel(), dtype=bool) if numpy_kernels else None
-        lines, positions, values = similarity._above(block, kth, by_row, mask)
+        lines, positions, values = similarity._above(block, kth, by_row, mask, block.numel())
         lines_of = block if by_row else block.T
         expect = [(i, j) for i in range(lines_of.shape[0]) for j in (lines_of[i] > kth[i]).nonzero().ravel().tolist()]
         assert list(zip(lines.tolist(), positions.tolist())) == expect
         assert torch.equal(values, lines_of[lines, positions])
+        assert similarity._above(block, kth, by_row, mask, len(lines) - 1) is None  # one more than allowed
 
 
 def test_the_two_searches_side_by_side_equal_one_after_another(reps):
@@ -347,3 +349,65 @@ def test_the_two_searches_side_by_side_equal_one_after_another(reps):
     assert all(torch.equal(a, b) for a, b in zip(side_by_side, serial)) and len(serial) == 3
     assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == blas
     assert [set(r) for r in serial[1].tolist()] == brute_knn(y.numpy(), 5)
+
+
+@pytest.mark.parametrize("numpy_kernels", [True, False])
+def test_too_many_candidates_fall_back_to_topk(monkeypatch, numpy_kernels):
+    """The first band's rows point away from all the rest, so after it every later row's threshold is far below
+    its true k-th best and nearly its whole next band passes: those bands are selected by topk instead, no merge
+    takes more than CANDIDATES_PER_K · k candidates per line, and the sets are brute force's."""
+    import lmech.measure.similarity as similarity
+
+    monkeypatch.setattr(similarity, "CHUNK", 60)
+    merged, merge = [], similarity._merge_top_k
+    fell_back, above = [], similarity._above
+
+    def recorded_merge(best_v, best_i, start, rows, values, indices):
+        merged.append((len(rows), len(best_v) - start))
+        return merge(best_v, best_i, start, rows, values, indices)
+
+    def recorded_above(*args):
+        found = above(*args)
+        fell_back.append(found is None)
+        return found
+
+    monkeypatch.setattr(similarity, "_merge_top_k", recorded_merge)
+    monkeypatch.setattr(similarity, "_above", recorded_above)
+    gen = torch.Generator().manual_seed(4)
+    z = torch.cat([-3 - torch.rand(60, 5, generator=gen), 3 + torch.randn(540, 5, generator=gen)])
+    got = similarity._knn(z, 8, numpy_kernels=numpy_kernels)
+    assert [set(row) for row in got.tolist()] == brute_knn(z.double().numpy(), 8)
+    assert any(fell_back) and not all(fell_back)
+    assert max(count for count, _ in merged) <= similarity.CANDIDATES_PER_K * 8 * 600
+
+
+def test_calls_from_several_threads_leave_the_thread_counts_as_they_were(reps):
+    """The BLAS thread count is the process's: concurrent calls take turns setting and restoring it. Threads
+    started afterwards get torch's thread count as before."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    x, y, _ = reps
+    blas = lambda: [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]  # noqa: E731
+
+    def fresh_threads_count():
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    before, results = torch.get_num_threads(), []
+    try:
+        torch.set_num_threads(2)
+        blas_before, fresh_before = blas(), fresh_threads_count()
+        threads = [threading.Thread(target=lambda: results.append(mutual_knn(x, y, 5))) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert blas() == blas_before and fresh_threads_count() == fresh_before == 2
+    finally:
+        torch.set_num_threads(before)
+    assert results == [mutual_knn(x, y, 5)] * 4

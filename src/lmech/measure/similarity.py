@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,7 +33,7 @@ __all__ = ["cca_correlations", "cknna", "linear_cka", "mean_squared_cca", "mutua
 
 CHUNK = 1024  # rows of the n × n similarity matrix held at once by the nearest-neighbour measures
 BAND_ENTRIES = 2**25  # ... unless n is so large that CHUNK rows would exceed this many entries (then ≥ 64 rows)
-FIRST_BAND = 256  # rows of the nearest-neighbour search's first band, the one selected by topk (see _knn)
+CANDIDATES_PER_K = 4  # a band's threshold selection stops at this many candidates per line per neighbour (_knn)
 
 
 def _as_tensor(name: str, a) -> Tensor:
@@ -194,12 +195,13 @@ def rbf_cka(x, y, *, sigma_frac: float = 0.8, debiased: bool = False) -> float:
 
 def _unit_rows(z: Tensor) -> Tensor:
     """Rows scaled to unit length (cosine similarity is then a dot product); all-zero rows stay zero, so their
-    similarity to every row is 0. Rows whose norms lie far from 1 (below ``1e-10`` or above ``1e15`` in float32,
-    ``1e-100`` and ``1e100`` in float64) are first divided by their largest magnitude, so that rows below
-    ``normalize``'s epsilon or above float32's square-root range (about 1.8e19) keep their direction."""
+    similarity to every row is 0. If any row's norm lies far from 1 (below ``1e-10`` or above ``1e15`` in float32,
+    ``1e-100`` and ``1e100`` in float64, or 0, which a nonzero row's norm underflows to), every row is first
+    divided by its largest magnitude, so that rows below ``normalize``'s epsilon or above float32's square-root
+    range (about 1.8e19) keep their direction."""
     norm = torch.linalg.vector_norm(z, dim=1, keepdim=True)
     low, high = (1e-100, 1e100) if z.dtype == torch.float64 else (1e-10, 1e15)
-    if bool(((norm > 0) & (norm < low) | (norm > high)).any()):
+    if bool(((norm < low) | (norm > high)).any()):
         scale = torch.linalg.vector_norm(z, ord=math.inf, dim=1, keepdim=True)
         z = z / torch.where(scale > 0, scale, 1)  # a nonzero row's norm is now at least 1
         norm = torch.linalg.vector_norm(z, dim=1, keepdim=True)
@@ -207,14 +209,11 @@ def _unit_rows(z: Tensor) -> Tensor:
 
 
 def _bands(n: int) -> list[tuple[int, int]]:
-    """The row bands ``[a, b)`` of the neighbour search: a first band of at most :data:`FIRST_BAND` rows, then
-    bands of ``r = ⌈m / ⌈m/c⌉⌉ ≤ c`` rows over the other ``m`` rows (the last one shorter), where ``c`` is
-    :data:`CHUNK`, or fewer, at least 64, if ``CHUNK · n`` exceeds :data:`BAND_ENTRIES`."""
+    """The row bands ``[a, b)`` of the neighbour search: ``r = ⌈n / ⌈n/c⌉⌉ ≤ c`` rows each (the last one
+    shorter), where ``c`` is :data:`CHUNK`, or fewer, at least 64, if ``CHUNK · n`` exceeds :data:`BAND_ENTRIES`."""
     rows = min(CHUNK, max(64, BAND_ENTRIES // n))
-    first = min(rows, FIRST_BAND, n)
-    rest = n - first
-    step = math.ceil(rest / math.ceil(rest / rows)) if rest else 1
-    return [(0, first)] + [(a, min(a + step, n)) for a in range(first, n, step)]
+    step = math.ceil(n / math.ceil(n / rows))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
 def _band_products(z: Tensor, a: int, b: int, buffer) -> Tensor:
@@ -249,13 +248,17 @@ def _merge_top_k(best_v: Tensor, best_i: Tensor, start: int, rows: Tensor, value
     best_v[touched], best_i[touched] = top.values, i.gather(1, top.indices)
 
 
-def _above(block: Tensor, kth: Tensor, by_row: bool, mask_buffer) -> tuple[Tensor, Tensor, Tensor]:
+def _above(block: Tensor, kth: Tensor, by_row: bool, mask_buffer, limit: int) -> tuple[Tensor, Tensor, Tensor] | None:
     """The entries of ``block`` above their line's threshold ``kth``, where the lines are the rows of ``block`` if
-    ``by_row``, else its columns: ``(line, position along the line, value)``, in order of line. With a NumPy
+    ``by_row``, else its columns: ``(line, position along the line, value)``, in order of line; ``None`` if there
+    are more than ``limit`` (they are counted before they are gathered). With a NumPy
     ``mask_buffer`` (CPU) by NumPy, whose comparison and ``flatnonzero`` run 3-5× faster here than torch's ``gt``
     and ``nonzero``, and whose stable sort of 16-bit keys (the column order) is a radix sort; else by torch."""
     if mask_buffer is None:
-        r, c = (block > (kth[:, None] if by_row else kth[None, :])).nonzero().unbind(1)
+        mask = block > (kth[:, None] if by_row else kth[None, :])
+        if int(mask.sum()) > limit:
+            return None
+        r, c = mask.nonzero().unbind(1)
         if not by_row:
             order = c.argsort(stable=True)
             r, c = c[order], r[order]
@@ -263,6 +266,8 @@ def _above(block: Tensor, kth: Tensor, by_row: bool, mask_buffer) -> tuple[Tenso
     values = block.numpy()
     mask = mask_buffer[:block.numel()].reshape(block.shape)
     np.greater(values, kth.numpy()[:, None] if by_row else kth.numpy()[None, :], out=mask)
+    if np.count_nonzero(mask) > limit:
+        return None
     r, c = np.divmod(np.flatnonzero(mask), block.shape[1])
     found = values[r, c]  # (a block of columns is a strided view: no flat index into it)
     if not by_row:  # found row by row of the block: put them in order of the column they belong to
@@ -277,19 +282,24 @@ def _update_top_k(best_v: Tensor, best_i: Tensor, start: int, block: Tensor, off
     (``by_row``) or down each column, line ``r`` of the block holding row ``start + r``'s similarities to rows
     ``offset …``. Only entries above a row's current ``k``-th best can enter its top ``k``; they are found by one
     comparison over the block, so the selection costs about a pass over it rather than a ``topk`` of every line
-    (down columns, a strided one). Until every row concerned has ``k`` values, ``torch.topk`` selects."""
+    (down columns, a strided one). A ``topk`` of every line selects instead until every row concerned has ``k``
+    values, and where more than :data:`CANDIDATES_PER_K` ``· k`` candidates per line pass the thresholds (as when
+    ``k`` is large or the first rows are unlike the rest), which bounds the candidates' memory."""
     k = best_v.shape[1]
-    end = start + block.shape[0 if by_row else 1]
+    n_lines = block.shape[0 if by_row else 1]
+    end = start + n_lines
     kth = best_v[start:end, k - 1]
-    if torch.isinf(kth).any():
-        lines = block if by_row else block.T.contiguous()  # topk along strided columns is 2-3× slower here
-        v, i = lines.topk(min(k, lines.shape[1]), dim=1)
-        rows = torch.arange(len(v), device=v.device).repeat_interleave(v.shape[1])
-        _merge_top_k(best_v[:end], best_i[:end], start, rows, v.reshape(-1), i.reshape(-1) + offset)
-        return
-    rows, indices, values = _above(block, kth, by_row, mask_buffer)
-    if len(rows):
-        _merge_top_k(best_v[:end], best_i[:end], start, rows, values, indices + offset)
+    if not torch.isinf(kth).any():
+        found = _above(block, kth, by_row, mask_buffer, CANDIDATES_PER_K * k * n_lines)
+        if found is not None:
+            rows, indices, values = found
+            if len(rows):
+                _merge_top_k(best_v[:end], best_i[:end], start, rows, values, indices + offset)
+            return
+    lines = block if by_row else block.T.contiguous()  # topk along strided columns is 2-3× slower here
+    v, i = lines.topk(min(k, lines.shape[1]), dim=1)
+    rows = torch.arange(len(v), device=v.device).repeat_interleave(v.shape[1])
+    _merge_top_k(best_v[:end], best_i[:end], start, rows, v.reshape(-1), i.reshape(-1) + offset)
 
 
 def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
@@ -299,15 +309,13 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
     ``O(n² d)`` products of the plain row-by-row scan. It is formed one band of rows ``[a, b)`` at a time
     (:func:`_bands`; one reused buffer as large as the largest band, with a boolean mask of the same size on the
     CPU): the band's similarities to rows ``a … n−1``, which update the running top-``k`` of the band's rows along
-    each row and of rows ``b … n−1`` down each column (:func:`_update_top_k`). The first band is short
-    (:data:`FIRST_BAND` rows): until a row has ``k`` values its top-``k`` is a ``topk``, which down columns needs
-    a transposed copy; from the second band on, every row has a threshold. On the CPU the products go to NumPy's
-    BLAS with the thread count the caller set (:func:`_neighbour_sets`); ``numpy_kernels=False`` keeps a CPU
-    search in torch (as on other devices; used by the tests).
+    each row and of rows ``b … n−1`` down each column (:func:`_update_top_k`). On the CPU the products go to
+    NumPy's BLAS with the thread count the caller set (:func:`_neighbour_sets`); ``numpy_kernels=False`` keeps a
+    CPU search in torch (as on other devices; used by the tests).
 
     Cost at n = 10,000, d = 1,024, float32, one core of this project's AMD test machine: the products take about
     1.5 s, the rest (selection, normalising) about 0.45 s. ``mutual_knn``, with its two searches side by side on
-    two cores, takes 2.06 s at best there, where the products alone take 1.48 s
+    two cores, takes about 2.1 s there, where the products alone take about 1.5 s
     (``benchmarks/bench_similarity.py``).
     """
     z = _unit_rows(z.detach()).contiguous()
@@ -329,20 +337,23 @@ def _knn(z: Tensor, k: int, *, numpy_kernels: bool | None = None) -> Tensor:
     return best_i
 
 
+_BLAS_LIMITS = threading.Lock()  # the BLAS thread count is the process's: calls that set it take turns
+
+
 def _neighbour_sets(k: int, *zs: Tensor) -> list[Tensor]:
     """:func:`_knn` of each representation. On the CPU with ``t ≥ 2`` torch threads, the searches run side by
     side in ``min(len(zs), t)`` threads, each BLAS call on ``t // min(len(zs), t)`` threads: the products of two
     searches then fill both cores while one search's selection (single-threaded NumPy) would leave one idle. On
-    one thread, or another device, one after another."""
+    one thread, or another device, one after another. The BLAS thread count belongs to the whole process, so
+    calls from several threads of the caller's take turns (and restore it in turn)."""
     threads, cpu = torch.get_num_threads(), all(z.device.type == "cpu" for z in zs)
     side_by_side = min(len(zs), threads) if cpu else 1
-    limits = threadpool_limits(max(1, threads // side_by_side), "blas") if cpu else contextlib.nullcontext()
-    with limits:
-        if side_by_side < 2:
-            return [_knn(z, k) for z in zs]
-        per_search = max(1, threads // side_by_side)
-        with ThreadPoolExecutor(side_by_side, initializer=torch.set_num_threads, initargs=(per_search,)) as pool:
-            return list(pool.map(lambda z: _knn(z, k), zs))  # (torch's thread count is per thread)
+    with _BLAS_LIMITS:
+        with threadpool_limits(max(1, threads // side_by_side), "blas") if cpu else contextlib.nullcontext():
+            if side_by_side < 2:
+                return [_knn(z, k) for z in zs]
+            with ThreadPoolExecutor(side_by_side) as pool:
+                return list(pool.map(lambda z: _knn(z, k), zs))
 
 
 def _check_k(k: int, n: int) -> None:
