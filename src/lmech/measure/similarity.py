@@ -16,7 +16,6 @@ Conventions:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -346,14 +345,15 @@ def _neighbour_sets(k: int, *zs: Tensor) -> list[Tensor]:
     searches then fill both cores while one search's selection (single-threaded NumPy) would leave one idle. On
     one thread, or another device, one after another. The BLAS thread count belongs to the whole process, so
     calls from several threads of the caller's take turns (and restore it in turn)."""
-    threads, cpu = torch.get_num_threads(), all(z.device.type == "cpu" for z in zs)
-    side_by_side = min(len(zs), threads) if cpu else 1
-    with _BLAS_LIMITS:
-        with threadpool_limits(max(1, threads // side_by_side), "blas") if cpu else contextlib.nullcontext():
-            if side_by_side < 2:
-                return [_knn(z, k) for z in zs]
-            with ThreadPoolExecutor(side_by_side) as pool:
-                return list(pool.map(lambda z: _knn(z, k), zs))
+    if any(z.device.type != "cpu" for z in zs):
+        return [_knn(z, k) for z in zs]
+    threads = torch.get_num_threads()
+    side_by_side = min(len(zs), threads)
+    with _BLAS_LIMITS, threadpool_limits(max(1, threads // side_by_side), "blas"):
+        if side_by_side < 2:
+            return [_knn(z, k) for z in zs]
+        with ThreadPoolExecutor(side_by_side) as pool:
+            return list(pool.map(lambda z: _knn(z, k), zs))
 
 
 def _check_k(k: int, n: int) -> None:
