@@ -411,3 +411,13 @@ def test_calls_from_several_threads_leave_the_thread_counts_as_they_were(reps):
     finally:
         torch.set_num_threads(before)
     assert results == [mutual_knn(x, y, 5)] * 4
+
+
+def test_a_representation_with_no_features_has_no_neighbours_by_angle():
+    """Shape (n, 0): every row is all-zero, so its similarities are all 0 (a raw RuntimeError from the norm before);
+    mutual kNN is a number in [0, 1], and CKNNA names the constant representation."""
+    gen = np.random.default_rng(0)
+    x, y = np.zeros((50, 0)), gen.standard_normal((50, 3))
+    assert 0.0 <= mutual_knn(x, y, 5) <= 1.0
+    with pytest.raises(ConfigError, match="constant over the examples"):
+        cknna(x, y, 5)

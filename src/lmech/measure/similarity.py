@@ -198,6 +198,8 @@ def _unit_rows(z: Tensor) -> Tensor:
     ``1e-100`` and ``1e100`` in float64, or 0, which a nonzero row's norm underflows to), every row is first
     divided by its largest magnitude, so that rows below ``normalize``'s epsilon or above float32's square-root
     range (about 1.8e19) keep their direction."""
+    if z.shape[1] == 0:  # no features: every row is all-zero
+        return z
     norm = torch.linalg.vector_norm(z, dim=1, keepdim=True)
     low, high = (1e-100, 1e100) if z.dtype == torch.float64 else (1e-10, 1e15)
     if bool(((norm < low) | (norm > high)).any()):
